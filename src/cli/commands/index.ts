@@ -1,0 +1,8 @@
+import type { HoistCommand } from '../command.js';
+import { parseCommand, outlineCommand } from './parse.js';
+
+/** Every registered subcommand, in the order `hoist --help` lists them. */
+export const commands: HoistCommand[] = [
+  parseCommand,
+  outlineCommand,
+];
