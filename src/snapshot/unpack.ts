@@ -22,9 +22,10 @@ export interface UnpackOptions {
   /**
    * `overlay`: `dest` is an empty per-layer snapshot directory; whiteouts become
    * overlayfs whiteouts (0/0 char devices, opaque xattr). `flatten`: apply onto an
-   * existing tree (the copy fallback); whiteouts delete from `dest`.
+   * existing tree (the copy fallback); whiteouts delete from `dest`. `oci`: keep the
+   * `.wh.` markers as empty files (a per-layer dir where device nodes are not allowed).
    */
-  mode?: 'overlay' | 'flatten';
+  mode?: 'overlay' | 'flatten' | 'oci';
   /** Overlay mode: lower snapshot dirs (lowest first); parents a layer creates implicitly copy their metadata. */
   lowers?: string[];
   /** Apply uid/gid from the archive (default: when running as root). */
@@ -133,6 +134,12 @@ export async function unpackLayer(source: Readable, dest: string, opts: UnpackOp
   return { diffID, size, entries: u.entries, warnings: u.warnings };
 }
 
+function checkWhiteoutName(entry: string, base: string): void {
+  if (base === WHITEOUT_OPAQUE || base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) return;
+  const victim = base.slice(WHITEOUT_PREFIX.length);
+  if (victim === '' || victim === '.' || victim === '..') throw unsafeEntry(entry, 'whiteout names no file');
+}
+
 class Unpacker {
   entries = 0;
   warnings: string[] = [];
@@ -172,7 +179,7 @@ class Unpacker {
     return resolveDirInRoot(this.root, comps.slice(0, -1), {
       entry,
       create,
-      onCreate: this.overlay ? (p, rel) => this.inheritLowerDir(p, rel) : undefined,
+      onCreate: this.opts.mode === 'overlay' || this.opts.mode === 'oci' ? (p, rel) => this.inheritLowerDir(p, rel) : undefined,
     });
   }
 
@@ -211,7 +218,11 @@ class Unpacker {
       return;
     }
     const base = comps[comps.length - 1]!;
-    if (base.startsWith(WHITEOUT_PREFIX)) return this.whiteout(h, comps, base);
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      checkWhiteoutName(h.name, base);
+      if (this.opts.mode !== 'oci') return this.whiteout(h, comps, base);
+      h = { ...h, type: 'file', xattrs: new Map() }; // kept verbatim as a marker file
+    }
 
     const parent = await this.resolveParent(comps, h.name, true);
     const path = join(parent!.path, base);
@@ -326,9 +337,6 @@ class Unpacker {
       return;
     }
     const victim = opaque ? '' : base.slice(WHITEOUT_PREFIX.length);
-    if (!opaque && (victim === '' || victim === '.' || victim === '..')) {
-      throw unsafeEntry(h.name, 'whiteout names no file');
-    }
     if (this.overlay) {
       const parent = (await this.resolveParent(comps, h.name, true))!;
       if (opaque) {

@@ -127,19 +127,21 @@ export async function listTar(stream: Readable): Promise<ListedEntry[]> {
     const h = entry.header;
     const hash = createHash('sha256');
     for await (const c of entry) hash.update(c as Buffer);
-    const raw = ((h.pax ?? {}) as Record<symbol, Map<string, Buffer> | undefined>)[RAW_XATTRS];
+    const pax = (h.pax ?? {}) as Record<string | symbol, unknown>;
+    const raw = pax[RAW_XATTRS] as Map<string, Buffer> | undefined;
+    const paxNum = (k: string, d: number): number => (typeof pax[k] === 'string' ? Math.floor(Number(pax[k])) : d);
     const xattrs: Record<string, string> = {};
     for (const [k, v] of raw ?? []) xattrs[k] = v.toString('hex');
     out.push({
       name: h.name,
       type: h.type,
       mode: ((h.mode ?? 0) & 0o7777).toString(8),
-      uid: h.uid,
-      gid: h.gid,
+      uid: paxNum('uid', h.uid),
+      gid: paxNum('gid', h.gid),
       size: h.size,
       linkname: h.linkname ?? '',
       digest: hash.digest('hex').slice(0, 16),
-      mtime: h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0,
+      mtime: paxNum('mtime', h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0),
       xattrs,
       devmajor: h.devmajor ?? 0,
       devminor: h.devminor ?? 0,
