@@ -175,13 +175,19 @@ async function createSnapshot(
     }
     await syncFs(work);
     await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o700 });
-    try {
-      await rename(work, snapshotDir(root, layer.chainID));
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // Another hoist process finished the same layer first: theirs is as good as ours.
-      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await readSnapshotMeta(root, layer.chainID))) return;
-      throw e;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(work, snapshotDir(root, layer.chainID));
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        // Another hoist process finished the same layer first: theirs is as good as ours.
+        if (await readSnapshotMeta(root, layer.chainID)) return;
+        // A directory without snapshot.json was not made by this code; replace it once.
+        if (attempt > 0) throw e;
+        await removeSnapshot(root, layer.chainID);
+      }
     }
   } finally {
     await rm(work, { recursive: true, force: true });
