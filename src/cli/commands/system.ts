@@ -1,0 +1,105 @@
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import type { HoistCommand } from '../command.js';
+import { openStore } from '../../image/open.js';
+import { HashingStream, type Store } from '../../image/store.js';
+import { pipeline } from 'node:stream/promises';
+import { countContainers, containersByImage } from '../../image/containers.js';
+import { diskUsage, prune, reachable } from '../../image/gc.js';
+import { humanSize, table } from '../../image/format.js';
+import { imageSize } from '../../image/ops.js';
+import { digestHex } from '../../image/digest.js';
+import { readdir } from 'node:fs/promises';
+import type { CliIO } from '../io.js';
+
+async function df(store: Store, io: CliIO): Promise<void> {
+  const images = await store.listImages();
+  const used = await containersByImage(store.root);
+  const reach = await reachable(store);
+  let blobBytes = 0;
+  for (const b of await store.listBlobs()) blobBytes += (await store.blobSize(b)) ?? 0;
+  const activeBlobs = new Set<string>();
+  for (const img of images) {
+    if (!used.has(img.id)) continue;
+    for (const l of img.manifest.layers) activeBlobs.add(l.digest);
+    activeBlobs.add(img.id);
+  }
+  let activeBytes = 0;
+  for (const b of activeBlobs) activeBytes += (await store.blobSize(b as `sha256:${string}`)) ?? 0;
+  const snapNames = (await readdir(join(store.root, 'snapshots')).catch(() => [] as string[])).filter((n) => /^[a-f0-9]{64}$/.test(n));
+  const keepChains = new Set([...reach.chains].map((c) => digestHex(c)));
+  let snapBytes = 0;
+  let snapReclaim = 0;
+  for (const n of snapNames) {
+    const b = await diskUsage(join(store.root, 'snapshots', n));
+    snapBytes += b;
+    if (!keepChains.has(n)) snapReclaim += b;
+  }
+  const containerBytes = await diskUsage(join(store.root, 'containers'));
+  const cacheBytes = await diskUsage(join(store.root, 'cache'));
+  const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : '');
+  const reclaimImages = blobBytes - activeBytes;
+  const activeImages = images.filter((i) => used.has(i.id)).length;
+  void imageSize;
+  io.stdout.write(
+    table(
+      ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
+      [
+        ['Images', String(images.length), String(activeImages), humanSize(blobBytes), `${humanSize(reclaimImages)}${pct(reclaimImages, blobBytes)}`],
+        ['Snapshots', String(snapNames.length), String(snapNames.length - snapNames.filter((n) => !keepChains.has(n)).length), humanSize(snapBytes), `${humanSize(snapReclaim)}${pct(snapReclaim, snapBytes)}`],
+        ['Containers', String(await countContainers(store.root)), '-', humanSize(containerBytes), '-'],
+        ['Build Cache', '-', '-', humanSize(cacheBytes), '-'],
+      ],
+    ),
+  );
+}
+
+async function check(store: Store, io: CliIO): Promise<number> {
+  const problems: string[] = [];
+  const blobs = await store.listBlobs();
+  for (const b of blobs) {
+    const h = new HashingStream();
+    try {
+      await pipeline(createReadStream(store.blobPath(b)), h, async (s: AsyncIterable<Buffer>) => {
+        for await (const _ of s) {
+          /* hashing happens in h */
+        }
+      });
+      if (h.digest() !== b) problems.push(`blob ${b} is corrupt: its content hashes to ${h.digest()}`);
+    } catch (e) {
+      problems.push(`blob ${b} cannot be read: ${(e as Error).message}`);
+    }
+  }
+  const names = await readdir(join(store.root, 'blobs', 'sha256')).catch(() => [] as string[]);
+  for (const n of names) if (!/^[a-f0-9]{64}$/.test(n)) problems.push(`stray file blobs/sha256/${n} (not a digest name)`);
+  const reach = await reachable(store);
+  problems.push(...reach.problems);
+  const idx = await store.readIndex();
+  for (const p of problems) io.stdout.write(`problem: ${p}\n`);
+  io.stdout.write(`checked ${blobs.length} blobs and ${idx.manifests.length} references: ${problems.length ? `${problems.length} problem(s)` : 'ok'}\n`);
+  return problems.length ? 1 : 0;
+}
+
+export const systemCommand: HoistCommand = {
+  command: 'system <action>',
+  describe: 'Store maintenance: df (disk usage), prune (remove unused data), check (verify blobs and references)',
+  builder: (y) =>
+    y
+      .positional('action', { choices: ['df', 'prune', 'check'] as const })
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'prune: accepted for Docker compatibility (hoist never prompts)' }),
+  handler: async (args, io) => {
+    const store = await openStore(args.root as string | undefined, io.env, io.cwd);
+    switch (args.action) {
+      case 'df':
+        return df(store, io);
+      case 'check':
+        return check(store, io);
+      case 'prune': {
+        const r = await prune(store, { dangling: true, snapshots: true });
+        for (const id of r.removedImages) io.stdout.write(`Deleted Images: ${id}\n`);
+        io.stdout.write(`Removed ${r.removedBlobs} blob(s) and ${r.removedSnapshots} snapshot(s)\nTotal reclaimed space: ${humanSize(r.reclaimedBytes)}\n`);
+        return 0;
+      }
+    }
+  },
+};
