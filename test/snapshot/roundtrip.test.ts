@@ -3,7 +3,7 @@
 // target, content digest, mtime, xattrs.
 
 import test from 'ava';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diffUpper, tarDirectory } from '../../src/snapshot/diff.js';
 import { unpackLayer, type UnpackOptions } from '../../src/snapshot/unpack.js';
@@ -107,4 +107,42 @@ test('diff ID is the sha256 of the tar and a wrong expectation is refused', asyn
   await mkdir(other);
   const err = await t.throwsAsync(unpackLayer(streamOf(input), other, { expectDiffID: 'sha256:' + '0'.repeat(64) }));
   t.is((err as { code?: string }).code, 'E_LAYER_DIGEST');
+});
+
+test('devices: "skip" leaves device nodes out with a warning naming the entry', async (t) => {
+  const dir = await scratch(t);
+  const input = await makeTar([
+    { name: 'dev/', type: 'directory' },
+    { name: 'dev/null', type: 'character-device', mode: 0o666, devmajor: 1, devminor: 3 },
+    { name: 'dev/sda', type: 'block-device', mode: 0o660, devmajor: 8, devminor: 0 },
+    { name: 'pipe', type: 'fifo', mode: 0o600 },
+  ]);
+  const res = await unpackLayer(streamOf(input), dir, { devices: 'skip', sameOwner: false });
+  t.is(res.warnings.length, 2);
+  t.regex(res.warnings[0]!, /dev\/null/);
+  t.regex(res.warnings[1]!, /dev\/sda/);
+  t.deepEqual((await treeListing(dir)).map((l) => l.split(' ').slice(0, 2).join(' ')), ['dev dir', 'pipe fifo']);
+});
+
+test('a layer cannot smuggle overlayfs control xattrs', async (t) => {
+  if (!isRoot) return t.fail('trusted.* xattrs need root');
+  const dir = await scratch(t);
+  const input = await makeTar([
+    { name: 'd/', type: 'directory', pax: { 'SCHILY.xattr.trusted.overlay.redirect': '/etc', 'SCHILY.xattr.user.ok': '1' } },
+    { name: 'f', content: 'x', pax: { 'SCHILY.xattr.trusted.overlay.metacopy': '' } },
+  ]);
+  const res = await unpackLayer(streamOf(input), dir, { mode: 'overlay' });
+  t.is(res.warnings.filter((w) => /ignored overlayfs attribute/.test(w)).length, 2);
+  const { readTreeXattrs } = await import('../../src/snapshot/xattr.js');
+  const attrs = await readTreeXattrs(dir);
+  t.deepEqual([...(attrs.get(join(dir, 'd'))?.keys() ?? [])], ['user.ok']);
+  t.is(attrs.get(join(dir, 'f')), undefined);
+});
+
+test('a whiteout never deletes what the same layer wrote', async (t) => {
+  const dir = await scratch(t);
+  await writeFile(join(dir, 'old'), 'lower');
+  const input = await makeTar([{ name: 'new', content: 'mine' }, { name: '.wh.new' }, { name: '.wh.old' }]);
+  await unpackLayer(streamOf(input), dir, { mode: 'flatten' });
+  t.deepEqual((await treeListing(dir)).map((l) => l.split(' ')[0]), ['new']);
 });
