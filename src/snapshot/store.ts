@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import { chainIDs } from '../image/chainid.js';
+import type { Digest } from '../image/digest.js';
 import { HoistError } from '../util/errors.js';
 import { diffUpper, tarDirectory } from './diff.js';
 import { unpackLayer } from './unpack.js';
@@ -42,17 +44,10 @@ function hexOf(d: string, what: string): string {
   return m[1]!;
 }
 
-/**
- * ChainIDs per the OCI image spec: chain[0] = diff[0], chain[n] = sha256(chain[n-1] + " " + diff[n]).
- * (Kept here until src/image/chainid.ts lands; the math is the spec's, so both agree.)
- */
+/** ChainIDs per the OCI image spec (src/image/chainid.ts), after checking each diff ID's form. */
 export function computeChainIDs(diffIDs: string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIDs) {
-    const prev = out[out.length - 1];
-    out.push(prev === undefined ? d : `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}`);
-  }
-  return out;
+  for (const d of diffIDs) hexOf(d, 'diff ID');
+  return chainIDs(diffIDs as Digest[]);
 }
 
 /** `$ROOT/snapshots/<chainid-hex>`: the snapshot's own directory (meta + `fs/`). */
@@ -135,7 +130,6 @@ export async function prepareSnapshots(root: string, layers: SnapshotLayer[], op
   const form: WhiteoutForm = opts.whiteouts ?? (process.getuid?.() === 0 ? 'overlay' : 'oci');
   const dirs: string[] = [];
   for (const [i, layer] of layers.entries()) {
-    hexOf(layer.diffID, 'diff ID');
     if (layer.chainID !== expected[i]) {
       throw new HoistError('E_CHAIN_ID', `layer ${i} has chain ID ${layer.chainID}, but its diff IDs give ${expected[i]}`, {
         hint: 'the image metadata is inconsistent; re-pull or re-load the image',
