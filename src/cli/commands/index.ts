@@ -1,5 +1,5 @@
 import type { HoistCommand } from '../command.js';
-import { parseCommand, outlineCommand } from './parse.js';
+import { parseCommand } from './parse.js';
 import { loadCommand } from './load.js';
 import { saveCommand } from './save.js';
 import { imagesCommand } from './images.js';
@@ -12,7 +12,6 @@ import { systemCommand } from './system.js';
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
   parseCommand,
-  outlineCommand,
   loadCommand,
   saveCommand,
   imagesCommand,
