@@ -63,7 +63,12 @@ function toolStream(cmd: string, args: string[], pkg: string): Duplex {
   child.stderr.on('data', (c: Buffer) => {
     if (stderr.length < 4096) stderr += c.toString();
   });
-  const d = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  // The output ends only once the exit status is known: a tool failing on corrupt
+  // input must surface as an error, not as a short, clean-looking stream.
+  const out = new PassThrough();
+  child.stdout.pipe(out, { end: false });
+  const d = Duplex.from({ writable: child.stdin, readable: out });
+  child.stdin.on('error', () => undefined); // EPIPE when the tool quits early; its exit status says why
   child.on('error', (e: NodeJS.ErrnoException) => {
     d.destroy(
       e.code === 'ENOENT'
@@ -71,9 +76,12 @@ function toolStream(cmd: string, args: string[], pkg: string): Duplex {
         : e,
     );
   });
-  child.on('exit', (code, sig) => {
-    if (code !== 0 && !d.destroyed) {
-      d.destroy(new HoistError('E_COMPRESSION', `${cmd} ${args.join(' ')} failed (${sig ?? `exit ${code}`}): ${stderr.trim() || 'corrupt data'}`));
+  child.on('close', (code, sig) => {
+    if (code === 0) out.end();
+    else if (!d.destroyed) {
+      const err = new HoistError('E_COMPRESSION', `${cmd} ${args.join(' ')} failed (${sig ?? `exit ${code}`}): ${stderr.trim() || 'corrupt data'}`);
+      out.destroy(err);
+      d.destroy(err);
     }
   });
   // If the consumer gives up, do not leave the tool running.

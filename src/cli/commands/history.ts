@@ -17,7 +17,8 @@ export const historyCommand: HoistCommand = {
     const store = await openStore(args.root as string | undefined, io.env, io.cwd);
     const img = await store.findImage(String(args.image));
     const rows = historyOf(img);
-    const noTrunc = !!args.noTrunc;
+    // yargs reads --no-trunc as the negation of "trunc"; accept either spelling.
+    const noTrunc = !!args.noTrunc || args.trunc === false;
     const id = (x: string) => (x.startsWith('sha256:') && !noTrunc ? digestHex(x as `sha256:${string}`).slice(0, 12) : x);
     if (args.quiet) {
       for (const r of rows) io.stdout.write(id(r.id) + '\n');

@@ -23,7 +23,8 @@ export const imagesCommand: HoistCommand = {
       const ref = parseReference(spec);
       filter = { ref, tagGiven: /:[^/]*$/.test(spec) };
     }
-    const noTrunc = !!args.noTrunc;
+    // yargs reads --no-trunc as the negation of "trunc"; accept either spelling.
+    const noTrunc = !!args.noTrunc || args.trunc === false;
     const rows: { repo: string; tag: string; digest: string; id: string; created: string; size: string; time: number }[] = [];
     for (const img of await store.listImages()) {
       const id = noTrunc ? img.id : digestHex(img.id).slice(0, 12);
