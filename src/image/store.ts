@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { HoistError } from '../util/errors.js';
 import { digestHex, isDigest, parseDigest, sha256Of, type Digest } from './digest.js';
 import { withFileLock } from './lock.js';
-import { cleanTmp, makeTmpDir } from './tmpdir.js';
+import { cleanTmp, makeTmpDir, pidAlive } from './tmpdir.js';
 import { Annotation, isIndexType, isManifestType, MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
 import { familiarString, formatReference, parseReference, type Reference } from './reference.js';
 
@@ -62,9 +62,11 @@ export class HashingStream extends Transform {
     this.push(chunk);
     cb();
   }
-  /** The digest once the stream has ended. */
+  private final?: Digest;
+  /** The digest once the stream has ended (may be asked repeatedly). */
   digest(): Digest {
-    return `sha256:${this.hash.digest('hex')}`;
+    this.final ??= `sha256:${this.hash.digest('hex')}`;
+    return this.final;
   }
 }
 
@@ -101,6 +103,7 @@ export class Store {
       });
     }
     await cleanTmp(root);
+    await s.cleanAtomicLeftovers();
     return s;
   }
 
@@ -221,6 +224,14 @@ export class Store {
       await fh.sync().catch(() => undefined);
     } finally {
       await fh.close();
+    }
+  }
+
+  /** Removes `index.json.tmp-<pid>-…` files of processes killed between write and rename. */
+  private async cleanAtomicLeftovers(): Promise<void> {
+    for (const n of await readdir(this.root).catch(() => [] as string[])) {
+      const m = /\.tmp-(\d+)-[a-f0-9]+$/.exec(n);
+      if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) await unlink(join(this.root, n)).catch(() => undefined);
     }
   }
 
