@@ -305,25 +305,32 @@ class Ctx {
   warnings: { message: string; line: number }[] = [];
   constructor(readonly ast: DockerfileAST, readonly ins: Instruction) {}
 
-  /** Finds `word` in the instruction's lines; falls back to the keyword. */
+  /**
+   * Finds `word` after the keyword in the instruction's lines (a `--flag=value` whose
+   * value was quoted is found by its `--flag` part); falls back to the keyword.
+   */
   locate(word?: string): { line: number; column: number } {
     const { startLine, endLine } = this.ins.range;
     const lines = this.ast.lines;
+    const keyword = (): { line: number; column: number } | undefined => {
+      const text = lines[startLine - 1] ?? '';
+      const idx = text.indexOf(this.ins.keyword);
+      return idx >= 0 ? { line: startLine, column: [...text.slice(0, idx)].length + 1 } : undefined;
+    };
     const search = (w: string): { line: number; column: number } | undefined => {
       for (let l = startLine; l <= Math.min(endLine, lines.length); l++) {
         const text = lines[l - 1] ?? '';
-        // the keyword is searched from the line start; other words after it
-        const from = l === startLine && w !== this.ins.keyword ? keywordEnd(text, this.ins.keyword) : 0;
+        const from = l === startLine ? keywordEnd(text, this.ins.keyword) : 0;
         const idx = text.indexOf(w, from);
         if (idx >= 0) return { line: l, column: [...text.slice(0, idx)].length + 1 };
       }
       return undefined;
     };
     if (word) {
-      const hit = search(word);
+      const hit = search(word) ?? (word.startsWith('--') && word.includes('=') ? search(word.slice(0, word.indexOf('='))) : undefined);
       if (hit) return hit;
     }
-    return search(this.ins.keyword) ?? { line: startLine, column: 0 };
+    return keyword() ?? { line: startLine, column: 0 };
   }
 
   error(code: string, message: string, word?: string, hint?: string): DockerfileError {
@@ -453,13 +460,13 @@ function unknownInstruction(ins: Instruction, inOnbuild: boolean): InstructionPr
     const intended = INSTRUCTIONS[before.toLowerCase()] ? before : INSTRUCTIONS[cleaned.toLowerCase()] ? cleaned : undefined;
     const article = /^[aeiou]/i.test(what) ? 'an' : 'a';
     return problem('E_UNKNOWN_INSTRUCTION',
-      `unknown instruction "${visible(word)}"${where} — the line contains ${article} ${what} (${label})`, word,
+      `unknown instruction "${visible(word)}"${where} — the line contains ${article} ${what} (${label})`, inOnbuild ? word : undefined,
       intended
         ? `replace the ${what} after ${intended} with a plain space (it was probably pasted from a web page)`
         : `remove the ${what} (${label}); instructions are separated from their arguments by plain spaces or tabs`);
   }
   const guess = suggest(word, INSTRUCTION_NAMES, false);
-  return problem('E_UNKNOWN_INSTRUCTION', `unknown instruction: ${word}${where}${guess ? ` (did you mean ${guess}?)` : ''}`, word,
+  return problem('E_UNKNOWN_INSTRUCTION', `unknown instruction: ${word}${where}${guess ? ` (did you mean ${guess}?)` : ''}`, inOnbuild ? word : undefined,
     `instructions: ${INSTRUCTION_NAMES.join(', ')}`);
 }
 
@@ -506,7 +513,7 @@ function parseRun(ins: Instruction): RunCommand {
     try {
       mounts.push(parseMount(spec));
     } catch (e) {
-      if (e instanceof InstructionProblem) throw problem(e.code, e.message, spec, e.hint);
+      if (e instanceof InstructionProblem) throw problem(e.code, e.message, `--mount=${spec}`, e.hint);
       throw e;
     }
   }
