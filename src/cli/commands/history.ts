@@ -10,15 +10,15 @@ export const historyCommand: HoistCommand = {
   builder: (y) =>
     y
       .positional('image', { type: 'string' })
-      .option('no-trunc', { type: 'boolean', default: false, describe: 'Do not truncate output' })
+      .option('trunc', { type: 'boolean', default: true, describe: 'Truncate IDs and CREATED BY (--no-trunc shows them whole)' })
       .option('human', { alias: 'H', type: 'boolean', default: true, describe: 'Human-readable sizes and dates' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only IDs' }),
   handler: async (args, io) => {
     const store = await openStore(args.root as string | undefined, io.env, io.cwd);
     const img = await store.findImage(String(args.image));
     const rows = historyOf(img);
-    // yargs reads --no-trunc as the negation of "trunc"; accept either spelling.
-    const noTrunc = !!args.noTrunc || args.trunc === false;
+    // Declared as "trunc" so yargs' boolean negation turns --no-trunc into trunc=false.
+    const noTrunc = args.trunc === false;
     const id = (x: string) => (x.startsWith('sha256:') && !noTrunc ? digestHex(x as `sha256:${string}`).slice(0, 12) : x);
     if (args.quiet) {
       for (const r of rows) io.stdout.write(id(r.id) + '\n');

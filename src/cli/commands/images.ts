@@ -13,7 +13,7 @@ export const imagesCommand: HoistCommand = {
       .positional('repository', { type: 'string', describe: 'Only this repository (NAME or NAME:TAG)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only image IDs' })
       .option('digests', { type: 'boolean', default: false, describe: 'Show manifest digests' })
-      .option('no-trunc', { type: 'boolean', default: false, describe: 'Do not truncate IDs' })
+      .option('trunc', { type: 'boolean', default: true, describe: 'Truncate image IDs (--no-trunc shows them whole)' })
       .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Accepted for Docker compatibility (hoist has no intermediate images)' }),
   handler: async (args, io) => {
     const store = await openStore(args.root as string | undefined, io.env, io.cwd);
@@ -23,8 +23,8 @@ export const imagesCommand: HoistCommand = {
       const ref = parseReference(spec);
       filter = { ref, tagGiven: /:[^/]*$/.test(spec) };
     }
-    // yargs reads --no-trunc as the negation of "trunc"; accept either spelling.
-    const noTrunc = !!args.noTrunc || args.trunc === false;
+    // Declared as "trunc" so yargs' boolean negation turns --no-trunc into trunc=false.
+    const noTrunc = args.trunc === false;
     const rows: { repo: string; tag: string; digest: string; id: string; created: string; size: string; time: number }[] = [];
     for (const img of await store.listImages()) {
       const id = noTrunc ? img.id : digestHex(img.id).slice(0, 12);
