@@ -309,7 +309,7 @@ class Ctx {
    * Finds `word` after the keyword in the instruction's lines (a `--flag=value` whose
    * value was quoted is found by its `--flag` part); falls back to the keyword.
    */
-  locate(word?: string): { line: number; column: number } {
+  locate(word?: string, nth = 1): { line: number; column: number } {
     const { startLine, endLine } = this.ins.range;
     const lines = this.ast.lines;
     const keyword = (): { line: number; column: number } | undefined => {
@@ -318,11 +318,14 @@ class Ctx {
       return idx >= 0 ? { line: startLine, column: [...text.slice(0, idx)].length + 1 } : undefined;
     };
     const search = (w: string): { line: number; column: number } | undefined => {
+      let seen = 0;
       for (let l = startLine; l <= Math.min(endLine, lines.length); l++) {
         const text = lines[l - 1] ?? '';
-        const from = l === startLine ? keywordEnd(text, this.ins.keyword) : 0;
-        const idx = text.indexOf(w, from);
-        if (idx >= 0) return { line: l, column: [...text.slice(0, idx)].length + 1 };
+        let idx = text.indexOf(w, l === startLine ? keywordEnd(text, this.ins.keyword) : 0);
+        while (idx >= 0) {
+          if (++seen === nth) return { line: l, column: [...text.slice(0, idx)].length + 1 };
+          idx = text.indexOf(w, idx + w.length);
+        }
       }
       return undefined;
     };
@@ -333,14 +336,14 @@ class Ctx {
     return keyword() ?? { line: startLine, column: 0 };
   }
 
-  error(code: string, message: string, word?: string, hint?: string): DockerfileError {
-    const { line, column } = this.locate(word);
+  error(code: string, message: string, word?: string, hint?: string, nth = 1): DockerfileError {
+    const { line, column } = this.locate(word, nth);
     return new DockerfileError(code, message, { file: this.ast.file, line, column, sourceLine: this.ast.lines[line - 1] }, hint);
   }
 
   toError(e: unknown): DockerfileError {
     if (e instanceof DockerfileError) return e;
-    if (e instanceof InstructionProblem) return this.error(e.code, e.message, e.word, e.hint);
+    if (e instanceof InstructionProblem) return this.error(e.code, e.message, e.word, e.hint, e.nth);
     // a bug below must still reach the user as a located error, not a stack trace
     const msg = e instanceof Error ? e.message : String(e);
     return this.error('E_INTERNAL', `internal error while reading ${this.ins.keyword.toUpperCase()}: ${msg}`, undefined,

@@ -85,6 +85,8 @@ test('RUN: --network and --security', (t) => {
   fails(t, 'RUN --network=bogus make', { line: 1, column: 5, detail: 'invalid network mode "bogus"', hint: /default, none, host/ });
   fails(t, 'RUN --security=root make', { line: 1, column: 5, detail: 'security "root" is not valid', hint: /sandbox, insecure/ });
   fails(t, 'RUN --network=none --network=host make', { line: 1, column: 20, detail: 'duplicate flag specified: --network' });
+  fails(t, 'RUN --network=none \\\n  --network=none make', { line: 2, column: 3, detail: 'duplicate flag specified: --network' });
+  fails(t, 'COPY --link --link a /b', { line: 1, column: 13, detail: 'duplicate flag specified: --link' });
   fails(t, 'RUN --network make', { line: 1, column: 5, detail: 'missing a value on flag: --network' });
   const e = fails(t, 'RUN --foo=bar make', { line: 1, column: 5, detail: 'unknown flag: --foo', code: 'E_UNKNOWN_FLAG' });
   t.is(e.hint, 'valid flags for RUN: --mount, --network, --security');

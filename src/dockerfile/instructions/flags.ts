@@ -22,7 +22,7 @@ export interface ParsedFlags {
 export function parseFlags(words: readonly string[], specs: readonly FlagSpec[], instruction: string): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const out: ParsedFlags = { bools: new Map(), strings: new Map(), lists: new Map(), used: [], words: new Map() };
-  for (const word of words) {
+  for (const [i, word] of words.entries()) {
     if (word === '--') break;
     if (!word.startsWith('--')) {
       throw new InstructionProblem('E_INVALID_FLAG', `arg should start with -- : ${word}`, word);
@@ -40,8 +40,9 @@ export function parseFlags(words: readonly string[], specs: readonly FlagSpec[],
       throw new InstructionProblem('E_UNKNOWN_FLAG', `unknown flag: ${flagName}${guess ? ` (did you mean --${guess}?)` : ''}`, flagName, valid);
     }
     if (out.words.has(name) && spec.type !== 'strings') {
+      const nth = words.slice(0, i + 1).filter((w) => w === word).length;
       throw new InstructionProblem('E_DUPLICATE_FLAG', `duplicate flag specified: ${flagName}`, word,
-        `${flagName} may be given only once on ${instruction}`);
+        `${flagName} may be given only once on ${instruction}`, nth);
     }
     if (!out.words.has(name)) {
       out.used.push(name);

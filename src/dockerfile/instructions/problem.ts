@@ -9,6 +9,8 @@ export class InstructionProblem extends Error {
     /** Text to point the caret at (a flag, a word), when one is to blame. */
     readonly word?: string,
     readonly hint?: string,
+    /** Which occurrence of `word` is meant (1 = first), when the same text appears more than once. */
+    readonly nth = 1,
   ) {
     super(message);
   }
