@@ -49,11 +49,10 @@ test('busybox fixture: load, skopeo reads the store, save oci+docker, skopeo and
   t.is(load.stdout, 'Loaded image: busybox:latest\n');
 
   // The store root is itself an OCI layout that skopeo can read by name.
-  const ins = JSON.parse((await tool('skopeo', ['inspect', `oci:${root}:busybox:latest`])).stdout);
-  t.is(ins.Architecture !== undefined, true);
-  t.deepEqual(ins.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
-
   const originalLayer = [...(await members(archive)).entries()].find(([n]) => n.endsWith('/layer.tar'))![1];
+  const ins = JSON.parse((await tool('skopeo', ['inspect', `oci:${root}:busybox:latest`])).stdout);
+  t.is(ins.Os, 'linux');
+  t.deepEqual(ins.Layers, [sha256(originalLayer)]);
 
   const oci = join(work, 'bb-oci.tar');
   const r1 = await hoist(root, ['save', '-o', oci, 'busybox']);
