@@ -327,3 +327,29 @@ test('a zstd layer loads, saves and is read back', async (t) => {
   t.deepEqual(dl, l);
   await cleanup(root, work);
 });
+
+test('an archive recorded from Docker 26 `docker save` (gzip-compressed as a whole) loads to the same IDs, and saves back equivalently', async (t) => {
+  const root = await tempDir();
+  const work = await tempDir();
+  const { fixture } = await import('../helpers/paths.js');
+  const recorded = await readFile(fixture('busybox', 'reference-docker-save.tar.gz'));
+  const r = await hoist(root, ['load'], recorded);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'Loaded image: busybox:latest\n');
+  const plain = join(work, 'ref.tar');
+  await writeFile(plain, gunzipSync(recorded));
+  const refIndex = JSON.parse((await tarMember(plain, 'index.json'))!.toString());
+  const refManifest = JSON.parse((await tarMember(plain, 'manifest.json'))!.toString());
+  const digests = await hoist(root, ['images', '--digests', '--no-trunc']);
+  // Docker's manifest digest and image ID are kept (the archive's OCI index is preferred over manifest.json).
+  t.true(digests.stdout.includes(refIndex.manifests[0].digest), digests.stdout);
+  t.true(digests.stdout.includes(`sha256:${refManifest[0].Config.split('/').pop()}`));
+  const out = join(work, 'again.tar');
+  t.is((await hoist(root, ['save', '-o', out, 'busybox'])).code, 0);
+  const index = JSON.parse((await tarMember(out, 'index.json'))!.toString());
+  t.deepEqual(index.manifests, refIndex.manifests, 'same index entry as docker save writes');
+  const manifest = JSON.parse((await tarMember(out, 'manifest.json'))!.toString());
+  t.deepEqual(manifest[0].Layers, refManifest[0].Layers);
+  t.deepEqual(manifest[0].Config, refManifest[0].Config);
+  await cleanup(root, work);
+});
