@@ -15,11 +15,12 @@ import { INSTRUCTIONS, INSTRUCTION_NAMES, NETWORK_MODES, RESERVED_STAGE_NAMES, S
 import type { DockerfileAST, Heredoc, Instruction, Range } from './ast.js';
 import { ChmodSyntaxError, parseChmod, type ChmodSpec } from './chmod.js';
 import { DockerfileError, visible } from './errors.js';
+import { goTrimSpace } from './gotext.js';
 import { DurationError, parseGoDuration } from './instructions/duration.js';
 import { parseFlags, type ParsedFlags } from './instructions/flags.js';
 import { parseMount, type Mount } from './instructions/mounts.js';
 import { InstructionProblem, suggest } from './instructions/problem.js';
-import { parseHeredocMarker } from './parser.js';
+import { parseDockerfile, parseHeredocMarker, type ParseOptions } from './parser.js';
 
 export type { Mount, BindMount, CacheMount, TmpfsMount, SecretMount, SshMount, MountType, CacheSharing, WordExpander } from './instructions/mounts.js';
 export { parseMount } from './instructions/mounts.js';
@@ -300,6 +301,12 @@ export function parseStages(ast: DockerfileAST): Stages {
   return { stages, metaArgs, warnings };
 }
 
+/** Parses Dockerfile text straight into stages (parser + typed layer); throws only DockerfileError. */
+export function parseDockerfileStages(text: string, opts: ParseOptions = {}): Stages & { ast: DockerfileAST } {
+  const ast = parseDockerfile(text, opts);
+  return { ...parseStages(ast), ast };
+}
+
 /** Per-instruction context: where to point errors. */
 class Ctx {
   warnings: { message: string; line: number }[] = [];
@@ -359,7 +366,7 @@ function keywordEnd(text: string, keyword: string): number {
 const problem = (code: string, message: string, word?: string, hint?: string) => new InstructionProblem(code, message, word, hint);
 
 function base(ins: Instruction): CommandBase {
-  return { keyword: ins.keyword, source: ins.original.trim(), location: { ...ins.range } };
+  return { keyword: ins.keyword, source: goTrimSpace(ins.original), location: { ...ins.range } };
 }
 
 function flagsOf(ins: Instruction, cmd: string): ParsedFlags {
@@ -398,7 +405,7 @@ function typed(ctx: Ctx, ins: Instruction, inOnbuild: boolean): Command | FromCo
     case 'volume': {
       if (ins.args.length === 0) throw atLeastOne('VOLUME');
       noFlags(ins);
-      const volumes = ins.args.map((v) => v.trim());
+      const volumes = ins.args.map(goTrimSpace);
       if (volumes.some((v) => v === '')) {
         throw problem('E_INVALID_ARGS', 'VOLUME specified can not be an empty string', undefined, 'remove the empty "" entry');
       }
@@ -689,7 +696,7 @@ function parseOnbuild(ctx: Ctx, ins: Instruction): OnbuildCommand {
   const sub = ins.sub;
   if (!sub) throw atLeastOne('ONBUILD');
   noFlags(ins);
-  const trigger = sub.keyword.trim().toUpperCase();
+  const trigger = goTrimSpace(sub.keyword).toUpperCase();
   if (trigger === 'ONBUILD') {
     throw problem('E_INVALID_ARGS', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed', sub.keyword, 'put the trigger instruction directly after ONBUILD');
   }

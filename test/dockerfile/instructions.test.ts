@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDockerfile } from '../../src/dockerfile/parser.js';
 import { DockerfileError } from '../../src/dockerfile/errors.js';
-import { parseInstruction, parseStages, type Command, type FromCommand } from '../../src/dockerfile/instructions.js';
+import { parseDockerfileStages, parseInstruction, parseStages, type Command, type FromCommand } from '../../src/dockerfile/instructions.js';
 import { sharedDir } from '../helpers/paths.js';
 
 /** Types the last instruction of `text`, without the source fields (checked separately). */
@@ -446,4 +446,27 @@ test('stages: errors', (t) => {
   fails(t, 'FROM a AS context', { line: 1, column: 11, detail: 'Stage name should not use the same name as reserved stage "context"' }, true);
   fails(t, 'ARG A=1', { line: 1, column: 1, detail: 'dockerfile contains no stages to build', hint: /FROM/ }, true);
   fails(t, 'FROM a\nRUN --bogus x', { line: 2, column: 5, detail: 'unknown flag: --bogus' }, true);
+});
+
+test('the seed Dockerfiles type into the expected stages', (t) => {
+  const read = (name: string) => readFileSync(join(sharedDir, 'seeds', name), 'utf8');
+  const labels = parseDockerfileStages(read('scratch-labels.Dockerfile'), { file: 'scratch-labels.Dockerfile' });
+  t.is(labels.stages.length, 1);
+  t.like(labels.stages[0], { base: 'scratch', location: { startLine: 2 } });
+  t.deepEqual(labels.stages[0].commands.map(strip), [
+    { kind: 'maintainer', maintainer: 'asion<gogery@163.com>' },
+    { kind: 'add', sources: ['file.txt'], heredocSources: [], dest: '/', link: false, exclude: [] },
+    { kind: 'label', labels: [
+      { key: 'name', value: '"CentOS Base Image"', legacy: false }, { key: 'vendor', value: '"CentOS"', legacy: false },
+      { key: 'license', value: '"GPLv2"', legacy: false }, { key: 'build-date', value: '"2016-06-02"', legacy: false },
+    ] },
+    { kind: 'cmd', form: 'exec', cmdLine: ['/bin/bash'] },
+  ]);
+  t.deepEqual(labels.stages[0].commands[2].location, { startLine: 6, startCol: 1, endLine: 9, endCol: 0 });
+
+  const web = parseDockerfileStages(read('static-web.Dockerfile'));
+  t.deepEqual(web.metaArgs, []);
+  t.is(web.stages[0].base, 'ubuntu:14.04');
+  t.deepEqual(web.stages[0].commands.map((c) => c.kind), ['maintainer', 'run', 'run', 'run', 'expose']);
+  t.like(strip(web.stages[0].commands[3]), { cmdLine: ["echo 'Hi, I am in your container' \t>/usr/share/nginx/html/index.html"] });
 });
