@@ -39,9 +39,10 @@ export type ChmodSpec =
 /** Why a `--chmod` value was refused; `numeric` when it looked like a number (BuildKit words that case differently). */
 export class ChmodSyntaxError extends Error {
   constructor(readonly value: string, readonly numeric: boolean, reason: string) {
+    const shown = value.length > 60 ? value.slice(0, 60) + '…' : value;
     super(numeric
-      ? `invalid chmod parameter: '${value}'. it should be octal string and between 0 and 07777`
-      : `invalid chmod parameter: '${value}': ${reason}`);
+      ? `invalid chmod parameter: '${shown}'. it should be octal string and between 0 and 07777`
+      : `invalid chmod parameter: '${shown}': ${reason}`);
   }
 }
 

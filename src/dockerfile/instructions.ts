@@ -19,7 +19,7 @@ import { goTrimSpace } from './gotext.js';
 import { DurationError, parseGoDuration } from './instructions/duration.js';
 import { parseFlags, type ParsedFlags } from './instructions/flags.js';
 import { parseMount, type Mount } from './instructions/mounts.js';
-import { InstructionProblem, suggest } from './instructions/problem.js';
+import { clip, InstructionProblem, suggest } from './instructions/problem.js';
 import { parseDockerfile, parseHeredocMarker, type ParseOptions } from './parser.js';
 
 export type { Mount, BindMount, CacheMount, TmpfsMount, SecretMount, SshMount, MountType, CacheSharing, WordExpander } from './instructions/mounts.js';
@@ -273,7 +273,7 @@ export function parseStages(ast: DockerfileAST): Stages {
         }
         const prev = seen.get(cmd.stageName);
         if (prev !== undefined) {
-          throw ctx.error('E_STAGE', `Duplicate stage name ${JSON.stringify(cmd.stageName)}, stage names should be unique`, nameWord,
+          throw ctx.error('E_STAGE', `Duplicate stage name ${JSON.stringify(clip(cmd.stageName))}, stage names should be unique`, nameWord,
             `the stage "${cmd.stageName}" is already defined on line ${prev}; rename one of them`);
         }
         seen.set(cmd.stageName, ins.range.startLine);
@@ -470,13 +470,13 @@ function unknownInstruction(ins: Instruction, inOnbuild: boolean): InstructionPr
     const intended = INSTRUCTIONS[before.toLowerCase()] ? before : INSTRUCTIONS[cleaned.toLowerCase()] ? cleaned : undefined;
     const article = /^[aeiou]/i.test(what) ? 'an' : 'a';
     return problem('E_UNKNOWN_INSTRUCTION',
-      `unknown instruction "${visible(word)}"${where} — the line contains ${article} ${what} (${label})`, inOnbuild ? word : undefined,
+      `unknown instruction "${visible(clip(word))}"${where} — the line contains ${article} ${what} (${label})`, inOnbuild ? word : undefined,
       intended
         ? `replace the ${what} after ${intended} with a plain space (it was probably pasted from a web page)`
         : `remove the ${what} (${label}); instructions are separated from their arguments by plain spaces or tabs`);
   }
   const guess = suggest(word, INSTRUCTION_NAMES, false);
-  return problem('E_UNKNOWN_INSTRUCTION', `unknown instruction: ${word}${where}${guess ? ` (did you mean ${guess}?)` : ''}`, inOnbuild ? word : undefined,
+  return problem('E_UNKNOWN_INSTRUCTION', `unknown instruction: ${clip(word)}${where}${guess ? ` (did you mean ${guess}?)` : ''}`, inOnbuild ? word : undefined,
     `instructions: ${INSTRUCTION_NAMES.join(', ')}`);
 }
 
@@ -486,7 +486,7 @@ function parseFrom(ins: Instruction): FromCommand {
   if (args.length === 3 && args[1].toLowerCase() === 'as') {
     stageName = args[2].toLowerCase();
     if (!STAGE_NAME_PATTERN.test(stageName)) {
-      throw problem('E_STAGE', `invalid name for build stage: ${JSON.stringify(args[2])}, name can't start with a number or contain symbols`, args[2],
+      throw problem('E_STAGE', `invalid name for build stage: ${JSON.stringify(clip(args[2]))}, name can't start with a number or contain symbols`, args[2],
         'stage names start with a letter and contain only letters, digits, "-", "_" and "."');
     }
   } else if (args.length !== 1) {
@@ -510,12 +510,12 @@ function parseRun(ins: Instruction): RunCommand {
   const flags = flagsOf(ins, 'run');
   const network = flags.strings.get('network') ?? 'default';
   if (!(NETWORK_MODES as readonly string[]).includes(network)) {
-    throw problem('E_INVALID_FLAG', `invalid network mode ${JSON.stringify(network)}`, flags.words.get('network'),
+    throw problem('E_INVALID_FLAG', `invalid network mode ${JSON.stringify(clip(network))}`, flags.words.get('network'),
       `--network takes one of: ${NETWORK_MODES.join(', ')}`);
   }
   const security = flags.strings.get('security') ?? 'sandbox';
   if (!(SECURITY_MODES as readonly string[]).includes(security)) {
-    throw problem('E_INVALID_FLAG', `security ${JSON.stringify(security)} is not valid`, flags.words.get('security'),
+    throw problem('E_INVALID_FLAG', `security ${JSON.stringify(clip(security))} is not valid`, flags.words.get('security'),
       `--security takes one of: ${SECURITY_MODES.join(', ')}`);
   }
   const mounts: Mount[] = [];
@@ -655,7 +655,7 @@ function parseHealthcheck(ctx: Ctx, ins: Instruction): HealthcheckCommand {
   }
   const flags = flagsOf(ins, 'healthcheck');
   if (typ !== 'CMD') {
-    throw problem('E_INVALID_ARGS', `Unknown type ${JSON.stringify(typ)} in HEALTHCHECK (try CMD)`, ins.args[0],
+    throw problem('E_INVALID_ARGS', `Unknown type ${JSON.stringify(clip(typ))} in HEALTHCHECK (try CMD)`, ins.args[0],
       'write HEALTHCHECK [--flags] CMD <command> or HEALTHCHECK NONE');
   }
   const cmdLine = ins.json ? rest : rest.length === 0 ? [] : [rest.join(' ')];
@@ -682,7 +682,7 @@ function parseHealthcheck(ctx: Ctx, ins: Instruction): HealthcheckCommand {
   health.retries = 0;
   if (retries !== '') {
     if (!/^[+-]?[0-9]+$/.test(retries) || Math.abs(Number(retries)) > 2 ** 31 - (retries.startsWith('-') ? 0 : 1)) {
-      throw problem('E_INVALID_FLAG', `invalid --retries value ${JSON.stringify(retries)}: must be an integer`, flags.words.get('retries'),
+      throw problem('E_INVALID_FLAG', `invalid --retries value ${JSON.stringify(clip(retries))}: must be an integer`, flags.words.get('retries'),
         'write --retries=<count>, e.g. --retries=3');
     }
     const n = Number(retries);

@@ -115,3 +115,20 @@ test('chmod, mount and duration parsers refuse random input only with their own 
   }
   t.pass();
 });
+
+test('hostile sizes: huge words are refused with short messages', (t) => {
+  const big = 'X'.repeat(60_000);
+  const cases = [`FROM a\n${big} y`, `FROM a\nRUN --${big} true`, `FROM a\nCOPY --link=${big} a /b`,
+    `FROM a\nRUN --mount=type=cache,${'k'.repeat(60_000)}=1 true`, `FROM a\nCOPY --chmod=u+${'r'.repeat(60_000)}z a /b`,
+    `FROM a\nHEALTHCHECK --interval=1.${'0'.repeat(60_000)}x CMD true`, `FROM a\nRUN --mount=type=cache,uid=${'9'.repeat(60_000)} true`,
+    `FROM a\nRUN --network=${big} true`, `FROM a AS ${big}!`, `FROM a\nHEALTHCHECK --timeout=1${big} CMD x`, `FROM a\nHEALTHCHECK ${big}`,
+    `FROM a AS x${big}\nFROM b AS x${big}`];
+  for (const text of cases) {
+    const err = t.throws(() => parseStages(parseDockerfile(text)), { instanceOf: DockerfileError })! as DockerfileError;
+    t.is(err.location.line, text.split('\n').length);
+    t.true(err.message.length < 400, `message of ${err.message.length} chars: ${err.message.slice(0, 100)}`);
+  }
+  // a long but valid value is fine: 1.000…0s is one second
+  const ok = parseStages(parseDockerfile(`FROM a\nHEALTHCHECK --interval=1.${'0'.repeat(60_000)}s CMD true`));
+  t.like(ok.stages[0].commands[0], { kind: 'healthcheck', health: { interval: 1e9 } });
+});

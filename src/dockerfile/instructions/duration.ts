@@ -20,7 +20,7 @@ export class DurationError extends Error {}
 
 /** Parses a Go duration into nanoseconds; throws {@link DurationError}. */
 export function parseGoDuration(text: string): bigint {
-  const quoted = JSON.stringify(text);
+  const quoted = JSON.stringify(text.length > 60 ? text.slice(0, 60) + '…' : text);
   const invalid = (): never => {
     throw new DurationError(`time: invalid duration ${quoted}`);
   };
@@ -42,7 +42,7 @@ export function parseGoDuration(text: string): bigint {
     const u = /^[^0-9.]*/.exec(s)![0];
     if (u === '') throw new DurationError(`time: missing unit in duration ${quoted}`);
     const unit = UNIT_NS[u];
-    if (unit === undefined) throw new DurationError(`time: unknown unit ${JSON.stringify(u)} in duration ${quoted}`);
+    if (unit === undefined) throw new DurationError(`time: unknown unit ${JSON.stringify(u.length > 20 ? u.slice(0, 20) + '…' : u)} in duration ${quoted}`);
     s = s.slice(u.length);
     let v = BigInt(intPart === '' ? '0' : intPart) * unit;
     if (frac) {

@@ -5,7 +5,7 @@
  * ends the flags.
  */
 import type { FlagSpec } from '../../../grammar/instructions.js';
-import { InstructionProblem, suggest } from './problem.js';
+import { clip, InstructionProblem, suggest } from './problem.js';
 
 /** Flag values by name: only the flags that were given. */
 export interface ParsedFlags {
@@ -37,7 +37,7 @@ export function parseFlags(words: readonly string[], specs: readonly FlagSpec[],
       const valid = specs.length === 0
         ? `${instruction} takes no flags`
         : `valid flags for ${instruction}: ${specs.map((s) => '--' + s.name).join(', ')}`;
-      throw new InstructionProblem('E_UNKNOWN_FLAG', `unknown flag: ${flagName}${guess ? ` (did you mean --${guess}?)` : ''}`, flagName, valid);
+      throw new InstructionProblem('E_UNKNOWN_FLAG', `unknown flag: ${clip(flagName)}${guess ? ` (did you mean --${guess}?)` : ''}`, flagName, valid);
     }
     if (out.words.has(name) && spec.type !== 'strings') {
       const nth = words.slice(0, i + 1).filter((w) => w === word).length;
@@ -55,7 +55,7 @@ export function parseFlags(words: readonly string[], specs: readonly FlagSpec[],
         }
         const v = (value ?? 'true').toLowerCase();
         if (v !== 'true' && v !== 'false') {
-          throw new InstructionProblem('E_INVALID_FLAG', `expecting boolean value for flag ${flagName}, not: ${value}`, word,
+          throw new InstructionProblem('E_INVALID_FLAG', `expecting boolean value for flag ${flagName}, not: ${clip(value ?? '')}`, word,
             `write ${flagName} or ${flagName}=true|false`);
         }
         out.bools.set(name, v === 'true');

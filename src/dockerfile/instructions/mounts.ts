@@ -9,7 +9,7 @@
  * types, flags without values, the combination rules) is checked the first time.
  */
 import { CACHE_SHARING_MODES, MOUNT_OPTIONS, MOUNT_TYPES } from '../../../grammar/instructions.js';
-import { InstructionProblem, suggest } from './problem.js';
+import { clip, InstructionProblem, suggest } from './problem.js';
 
 export type MountType = (typeof MOUNT_TYPES)[number];
 export type CacheSharing = (typeof CACHE_SHARING_MODES)[number];
@@ -123,10 +123,10 @@ export function parseMount(spec: string, expand?: WordExpander): Mount {
         readonly = false;
         roAuto = false;
       } else if (key === 'required') {
-        if (!typeUnresolved && type !== 'secret' && type !== 'ssh') fail(`unexpected key '${key}' for mount type '${type}'`, 'required applies to secret and ssh mounts');
+        if (!typeUnresolved && type !== 'secret' && type !== 'ssh') fail(`unexpected key '${clip(key)}' for mount type '${type}'`, 'required applies to secret and ssh mounts');
         required = true;
       } else {
-        fail(`invalid field '${field}' must be a key=value pair`, 'write --mount=type=<type>,target=<path>[,key=value...]');
+        fail(`invalid field '${clip(field)}' must be a key=value pair`, 'write --mount=type=<type>,target=<path>[,key=value...]');
       }
       continue;
     }
@@ -152,7 +152,7 @@ export function parseMount(spec: string, expand?: WordExpander): Mount {
         const v = value.toLowerCase();
         if (!(MOUNT_TYPES as readonly string[]).includes(v)) {
           const guess = suggest(value, MOUNT_TYPES, true);
-          fail(`unsupported mount type ${goQuoted(value)}${guess ? ` (did you mean ${guess}?)` : ''}`, `mount types: ${MOUNT_TYPES.join(', ')}`);
+          fail(`unsupported mount type ${goQuoted(clip(value))}${guess ? ` (did you mean ${guess}?)` : ''}`, `mount types: ${MOUNT_TYPES.join(', ')}`);
         }
         type = v as MountType;
         break;
@@ -171,21 +171,21 @@ export function parseMount(spec: string, expand?: WordExpander): Mount {
         break;
       case 'readonly':
       case 'ro':
-        readonly = goBool(value) ?? fail(`invalid value for ${key}: ${value}`, 'use true or false');
+        readonly = goBool(value) ?? fail(`invalid value for ${key}: ${clip(value)}`, 'use true or false');
         roAuto = false;
         break;
       case 'readwrite':
       case 'rw':
-        readonly = !(goBool(value) ?? fail(`invalid value for ${key}: ${value}`, 'use true or false'));
+        readonly = !(goBool(value) ?? fail(`invalid value for ${key}: ${clip(value)}`, 'use true or false'));
         roAuto = false;
         break;
       case 'required':
-        if (!typeUnresolved && type !== 'secret' && type !== 'ssh') fail(`unexpected key '${key}' for mount type '${type}'`, 'required applies to secret and ssh mounts');
-        required = goBool(value) ?? fail(`invalid value for ${key}: ${value}`, 'use true or false');
+        if (!typeUnresolved && type !== 'secret' && type !== 'ssh') fail(`unexpected key '${clip(key)}' for mount type '${type}'`, 'required applies to secret and ssh mounts');
+        required = goBool(value) ?? fail(`invalid value for ${key}: ${clip(value)}`, 'use true or false');
         break;
       case 'size':
-        if (!typeUnresolved && type !== 'tmpfs') fail(`unexpected key '${key}' for mount type '${type}'`, 'size applies to tmpfs mounts');
-        size = ramInBytes(value) ?? fail(`invalid value for ${key}: ${value}`, 'write a size such as 64m, 1g or 1048576');
+        if (!typeUnresolved && type !== 'tmpfs') fail(`unexpected key '${clip(key)}' for mount type '${type}'`, 'size applies to tmpfs mounts');
+        size = ramInBytes(value) ?? fail(`invalid value for ${key}: ${clip(value)}`, 'write a size such as 64m, 1g or 1048576');
         break;
       case 'id':
         id = value;
@@ -194,19 +194,19 @@ export function parseMount(spec: string, expand?: WordExpander): Mount {
         const v = value.toLowerCase();
         if (!(CACHE_SHARING_MODES as readonly string[]).includes(v)) {
           const guess = suggest(value, CACHE_SHARING_MODES, true);
-          fail(`unsupported sharing value ${goQuoted(value)}${guess ? ` (did you mean ${guess}?)` : ''}`, `sharing modes: ${CACHE_SHARING_MODES.join(', ')}`);
+          fail(`unsupported sharing value ${goQuoted(clip(value))}${guess ? ` (did you mean ${guess}?)` : ''}`, `sharing modes: ${CACHE_SHARING_MODES.join(', ')}`);
         }
         sharing = v as CacheSharing;
         break;
       }
       case 'mode':
-        mode = parseUint(value, 8) ?? fail(`invalid value ${value} for mode`, 'write the mode in octal, e.g. mode=0755');
+        mode = parseUint(value, 8) ?? fail(`invalid value ${clip(value)} for mode`, 'write the mode in octal, e.g. mode=0755');
         break;
       case 'uid':
-        uid = parseUint(value, 10) ?? fail(`invalid value ${value} for uid`, 'write a numeric user id');
+        uid = parseUint(value, 10) ?? fail(`invalid value ${clip(value)} for uid`, 'write a numeric user id');
         break;
       case 'gid':
-        gid = parseUint(value, 10) ?? fail(`invalid value ${value} for gid`, 'write a numeric group id');
+        gid = parseUint(value, 10) ?? fail(`invalid value ${clip(value)} for gid`, 'write a numeric group id');
         break;
       case 'env':
         env = value;
@@ -263,7 +263,7 @@ export function parseMount(spec: string, expand?: WordExpander): Mount {
 
 function unknownKey(key: string, field: string, fail: (m: string, h?: string) => never): never {
   const guess = suggest(key, ALL_KEYS, true);
-  return fail(`unexpected key '${key}' in '${field}'${guess ? ` (did you mean ${guess}?)` : ''}`,
+  return fail(`unexpected key '${clip(key)}' in '${clip(field)}'${guess ? ` (did you mean ${guess}?)` : ''}`,
     `mount options: ${MOUNT_OPTIONS.map((o) => o.key).join(', ')}`);
 }
 

@@ -57,3 +57,9 @@ function matchCase(opt: string, orig: string): string {
   if (orig === orig.toUpperCase()) return opt.toUpperCase();
   return opt;
 }
+
+/** Shortens a user-supplied word for a message (the full text stays visible in the quoted source line). */
+export function clip(word: string, max = 60): string {
+  const chars = [...word];
+  return chars.length <= max ? word : chars.slice(0, max).join('') + '…';
+}
