@@ -8,6 +8,7 @@ import { rmiCommand } from './rmi.js';
 import { inspectCommand } from './inspect.js';
 import { historyCommand } from './history.js';
 import { systemCommand } from './system.js';
+import { buildCommand } from './build.js';
 
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
@@ -20,4 +21,5 @@ export const commands: HoistCommand[] = [
   inspectCommand,
   historyCommand,
   systemCommand,
+  buildCommand,
 ];

@@ -1,0 +1,260 @@
+/**
+ * COPY/ADD/WORKDIR file operations, run as a separate process inside a private mount
+ * namespace (`unshare --mount`): the destination is an overlay of the parent
+ * snapshots with a fresh upper dir, so the kernel does copy-up of parent directories
+ * and the upper dir is exactly the layer; sources from other stages are read-only
+ * overlays. Every path in a root filesystem is resolved inside that root (symlinks
+ * included), never on the host.
+ *
+ * Input: the path of a JSON {@link CopySpec}. Errors go to stderr as one JSON line.
+ */
+import { execFileSync } from 'node:child_process';
+import { createReadStream, type Stats } from 'node:fs';
+import { copyFile, chmod, constants, lchown, link, lstat, lutimes, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { applyChmod, parseChmod, type ChmodSpec } from '../dockerfile/chmod.js';
+import { IgnoreMatcher } from '../context/dockerignore.js';
+import { detectCompression } from '../image/layer.js';
+import { decompressAuto } from '../image/layer.js';
+import { unpackLayer } from '../snapshot/unpack.js';
+import { HoistError } from '../util/errors.js';
+import { resolveUser } from './runner.js';
+import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
+
+/** Where a copy reads from. */
+export type CopySourceRoot =
+  | { kind: 'context'; root: string; ignore: string[] }
+  | { kind: 'layers'; lowers: string[] }
+  | { kind: 'inline'; name: string; data: string };
+
+export interface CopySpec {
+  lowers: string[];
+  upper: string;
+  work: string;
+  merged: string;
+  action: 'copy' | 'mkdir';
+  roots: CopySourceRoot[];
+  copies: { root: number; path: string }[];
+  dest: string;
+  chown?: string;
+  chmod?: string;
+  unpack: boolean;
+  keepOwner: boolean;
+  exclude: string[];
+  parents: boolean;
+  user?: string;
+  /** Scratch space for source mounts. */
+  scratch: string;
+}
+
+interface Owner {
+  uid: number;
+  gid: number;
+}
+
+class Copier {
+  private readonly links = new Map<string, string>();
+  constructor(
+    private readonly owner: Owner | undefined,
+    private readonly chmodSpec: ChmodSpec | undefined,
+    private readonly skip: (rel: string) => boolean,
+  ) {}
+
+  private mode(st: Stats): number {
+    const m = st.mode & 0o7777;
+    return this.chmodSpec ? applyChmod(this.chmodSpec, m, st.isDirectory()) : m;
+  }
+
+  private async meta(dst: string, st: Stats, isLink: boolean): Promise<void> {
+    const o = this.owner ?? { uid: st.uid, gid: st.gid };
+    await lchown(dst, o.uid, o.gid);
+    if (!isLink) await chmod(dst, this.mode(st));
+    await lutimes(dst, st.atime, st.mtime);
+  }
+
+  /** Copies `src` (host path) to `dst` (host path inside the destination root). `rel` is the path below the copied source. */
+  async copy(src: string, dst: string, rel: string, top: boolean): Promise<void> {
+    if (rel && this.skip(rel)) return;
+    const st = await lstat(src);
+    const existing = await lstat(dst).catch(() => null);
+    if (st.isDirectory()) {
+      if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
+      const created = !existing || !existing.isDirectory();
+      if (created) await mkdir(dst);
+      for (const n of (await readdir(src)).sort()) await this.copy(join(src, n), join(dst, n), rel ? `${rel}/${n}` : n, false);
+      // an existing top-level destination keeps its metadata (fsutil's overwriteTargetMetadata=false)
+      if (created || !top) await this.meta(dst, st, false);
+      return;
+    }
+    if (existing) await rm(dst, { recursive: true, force: true });
+    if (st.nlink > 1 && !st.isDirectory()) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = this.links.get(key);
+      if (first) {
+        await link(first, dst);
+        return;
+      }
+      this.links.set(key, dst);
+    }
+    if (st.isSymbolicLink()) {
+      await symlink(await readlink(src), dst);
+      await this.meta(dst, st, true);
+    } else if (st.isFile()) {
+      await copyFile(src, dst, constants.COPYFILE_EXCL);
+      await this.meta(dst, st, false);
+    } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
+      const type = st.isFIFO() ? 'p' : st.isCharacterDevice() ? 'c' : 'b';
+      const args = type === 'p' ? [dst, 'p'] : [dst, type, String(Math.floor(st.rdev / 256) & 0xfff), String((st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00))];
+      execFileSync('mknod', args);
+      await this.meta(dst, st, false);
+    }
+    // sockets are skipped, as Docker does
+  }
+}
+
+/** mkdir -p inside the root; created directories get `mode` and the owner. Returns the host path. */
+async function mkdirAllInRoot(root: string, p: string, mode: number, owner?: Owner): Promise<string> {
+  const comps = p.split('/').filter((c) => c !== '' && c !== '.');
+  let cur = '/';
+  for (const c of comps) {
+    cur = cur === '/' ? `/${c}` : `${cur}/${c}`;
+    const host = await resolveInRoot(root, cur);
+    const st = await lstat(host).catch(() => null);
+    if (st?.isDirectory()) continue;
+    if (st) throw new HoistError('E_NOT_DIR', `cannot create directory ${cur}: a file is in the way`, { hint: 'the destination path crosses an existing non-directory' });
+    await mkdir(host, { mode });
+    await chmod(host, mode);
+    if (owner) await lchown(host, owner.uid, owner.gid);
+  }
+  return resolveInRoot(root, p);
+}
+
+function isArchiveName(head: Buffer): boolean {
+  const c = detectCompression(head);
+  if (c !== 'uncompressed') return true;
+  // a plain tar: "ustar" at offset 257
+  return head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar';
+}
+
+async function readHead(p: string, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  for await (const c of createReadStream(p, { start: 0, end: n - 1 })) {
+    chunks.push(c as Buffer);
+    got += (c as Buffer).length;
+  }
+  return Buffer.concat(chunks, got);
+}
+
+function mountOverlayRO(lowers: string[], target: string): void {
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...lowers].reverse().join(':')}`, target]);
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(await readFile(process.argv[2]!, 'utf8')) as CopySpec;
+  // the destination root: an overlay of the parents over the fresh upper dir
+  let root = spec.upper;
+  if (spec.lowers.length > 0) {
+    await mkdir(spec.merged, { recursive: true });
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
+      `lowerdir=${[...spec.lowers].reverse().join(':')},upperdir=${spec.upper},workdir=${spec.work},redirect_dir=off,metacopy=off,index=off`, spec.merged]);
+    root = spec.merged;
+  }
+  const readEtc = async (name: 'passwd' | 'group'): Promise<string | null> => {
+    const p = await resolveInRoot(root, `/etc/${name}`);
+    return readFile(p, 'utf8').catch(() => null);
+  };
+
+  if (spec.action === 'mkdir') {
+    const owner = spec.user ? await resolveUser(spec.user, readEtc) : undefined;
+    await mkdirAllInRoot(root, spec.dest, 0o755, owner);
+    return;
+  }
+
+  const owner = spec.chown ? await resolveUser(spec.chown, readEtc) : spec.keepOwner ? undefined : { uid: 0, gid: 0 };
+  const chmodSpec = spec.chmod ? parseChmod(spec.chmod) : undefined;
+  const exclude = spec.exclude.length ? new IgnoreMatcher(spec.exclude) : null;
+
+  // mount the source roots
+  const roots: { dir: string; ignore?: IgnoreMatcher }[] = [];
+  for (const [i, r] of spec.roots.entries()) {
+    if (r.kind === 'context') roots.push({ dir: r.root, ignore: r.ignore.length ? new IgnoreMatcher(r.ignore) : undefined });
+    else if (r.kind === 'layers') {
+      if (r.lowers.length === 0) {
+        const d = join(spec.scratch, `empty-${i}`);
+        await mkdir(d, { recursive: true });
+        roots.push({ dir: d });
+      } else if (r.lowers.length === 1) roots.push({ dir: r.lowers[0]! });
+      else {
+        const d = join(spec.scratch, `src-${i}`);
+        await mkdir(d, { recursive: true });
+        mountOverlayRO(r.lowers, d);
+        roots.push({ dir: d });
+      }
+    } else {
+      const d = join(spec.scratch, `inline-${i}`);
+      await mkdir(d, { recursive: true });
+      await writeFile(join(d, basename(r.name)), r.data, { mode: 0o644 });
+      roots.push({ dir: d });
+    }
+  }
+
+  const dest = spec.dest;
+  const destIsDir = dest.endsWith('/') || dest.endsWith('/.');
+  const defaultDirMode = chmodSpec?.kind === 'octal' ? chmodSpec.mode : 0o755;
+  const ensure = destIsDir ? dest : dirname(dest);
+  if (ensure !== '/' && ensure !== '.') await mkdirAllInRoot(root, ensure, defaultDirMode, owner);
+
+  for (const c of spec.copies) {
+    const src = roots[c.root]!;
+    const ctxSkip = (rel: string): boolean => !!src.ignore?.matchesOrParentMatches(rel);
+    let pivot = '/';
+    let pattern = c.path;
+    if (spec.parents) {
+      const cut = c.path.indexOf('/./');
+      if (cut >= 0) {
+        pivot = '/' + c.path.slice(0, cut);
+        pattern = c.path.slice(cut + 3);
+      }
+    }
+    const matches = await resolveWildcards(src.dir, spec.parents ? `${pivot}/${pattern}` : pattern, ctxSkip);
+    if (matches.length === 0) {
+      if (hasGlob(c.path)) continue;
+      throw new HoistError('E_COPY_SOURCE', `${c.path}: not found`);
+    }
+    for (const m of matches) {
+      const srcFollowed = await resolveInRoot(src.dir, '/' + m);
+      const sst = await lstat(srcFollowed);
+      let destPath = dest;
+      if (spec.parents) {
+        const relFromPivot = m.slice(pivot === '/' ? 0 : pivot.length).replace(/^\/+/, '');
+        destPath = join(dest, relFromPivot);
+        await mkdirAllInRoot(root, sst.isDirectory() ? destPath : dirname(destPath), defaultDirMode, owner);
+      }
+      const copier = new Copier(owner, chmodSpec, (rel) => !!exclude?.matchesOrParentMatches(rel) || ctxSkip(m ? `${m}/${rel}` : rel));
+      if (spec.unpack && sst.isFile() && isArchiveName(await readHead(srcFollowed, 512))) {
+        const dir = await mkdirAllInRoot(root, destPath, defaultDirMode, owner);
+        await unpackLayer(decompressAuto(createReadStream(srcFollowed)), dir, { mode: 'flatten' });
+        continue;
+      }
+      const dstHost0 = await resolveInRoot(root, destPath);
+      const dst0 = await lstat(dstHost0).then((s) => s, () => null);
+      // stat follows symlinks: a destination that is a symlink to a directory counts as that directory
+      let target = destPath;
+      if ((!sst.isDirectory() && dst0?.isDirectory()) || (spec.parents && !sst.isDirectory() && destIsDir)) {
+        target = spec.parents ? destPath : join(destPath, basename(m));
+      }
+      // a new top-level directory is made like its parents (0755 or --chmod, owner), not like the source
+      if (sst.isDirectory() && !dst0) await mkdirAllInRoot(root, target, defaultDirMode, owner);
+      const hostDst = await resolveInRoot(root, target, !sst.isDirectory() ? false : true);
+      await copier.copy(srcFollowed, hostDst, '', true);
+    }
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main().catch((e: unknown) => {
+  const err = e instanceof HoistError ? { code: e.code, message: e.message, hint: e.hint } : { code: 'E_COPY', message: (e as Error)?.message ?? String(e) };
+  process.stderr.write(JSON.stringify(err) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,364 @@
+/**
+ * Solves the build graph: each vertex once (equal vertices are merged by digest),
+ * independent vertices in parallel on a p-queue bounded by the CPU count, and every
+ * step first looked up by its cache key:
+ *
+ *   key = sha256(op digest, input keys, content digests of the context paths it reads)
+ *
+ * A hit reuses the stored layer without running anything; a miss runs the step's
+ * worker (RUN in the sandbox, COPY/ADD/WORKDIR in the copy worker) and records it.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import PQueue from 'p-queue';
+import { CacheIndex } from '../cache/index.js';
+import type { BuildContext } from '../context/context.js';
+import { IgnoreMatcher } from '../context/dockerignore.js';
+import { chainIDs, openLayer } from '../image/chainid.js';
+import type { Digest } from '../image/digest.js';
+import { writeLayer } from '../image/layer.js';
+import type { Store } from '../image/store.js';
+import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type LayerRef, type Vertex } from '../llb/ops.js';
+import type { Progress } from '../progress/progress.js';
+import { diffUpper } from '../snapshot/diff.js';
+import { prepareSnapshots } from '../snapshot/store.js';
+import { HoistError } from '../util/errors.js';
+import type { CopySourceRoot, CopySpec } from './copyworker.js';
+import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
+import { etcFromLayers, removeMountStubs, resolveUser, runStep, type RunMount } from './runner.js';
+
+/** What a solved vertex is: a stack of layers (or the host context). */
+export interface Solved {
+  layers: LayerRef[];
+  /** The cache key (for the context: a constant; its content enters the keys of the steps that read it). */
+  key: string;
+  local?: boolean;
+}
+
+/** A build secret given with `--secret id=…,src=…|env=…`. */
+export interface SecretSource {
+  file?: string;
+  env?: string;
+}
+
+export interface SolverOptions {
+  store: Store;
+  root: string;
+  context: BuildContext;
+  progress: Progress;
+  secrets: Map<string, SecretSource>;
+  env: NodeJS.ProcessEnv;
+  concurrency?: number;
+}
+
+/** A RUN step that failed: the command, its exit status, where it came from and its last output. */
+export class StepError extends HoistError {
+  constructor(
+    message: string,
+    readonly vertex: Vertex,
+    readonly lastLines: string[],
+    opts: { hint?: string; code?: string } = {},
+  ) {
+    super(opts.code ?? 'E_STEP', message, { hint: opts.hint });
+  }
+}
+
+const WORKER = fileURLToPath(new URL('./copyworker.js', import.meta.url));
+const LAST_LINES = 10;
+
+/** Solves vertices of one build. */
+export class Solver {
+  private readonly memo = new Map<string, Promise<Solved>>();
+  private readonly queue: PQueue;
+  private readonly cache: CacheIndex;
+  private readonly snapshotDirs = new Map<string, Promise<string[]>>();
+
+  constructor(private readonly o: SolverOptions) {
+    this.queue = new PQueue({ concurrency: o.concurrency ?? Math.max(2, availableParallelism()) });
+    this.cache = new CacheIndex(o.root);
+  }
+
+  /** Solves `v` (and everything below it). */
+  solve(v: Vertex): Promise<Solved> {
+    const d = digestOf(v);
+    let p = this.memo.get(d);
+    if (!p) {
+      p = this.solveOnce(v);
+      this.memo.set(d, p);
+    }
+    return p;
+  }
+
+  private async solveOnce(v: Vertex): Promise<Solved> {
+    const op = v.op;
+    if (op.type === 'scratch') return { layers: [], key: sha256Digest('scratch') };
+    if (op.type === 'local') return this.solveLocal(v);
+    if (op.type === 'image') {
+      const id = digestOf(v);
+      this.o.progress.emit({ type: 'start', id, name: v.name });
+      await this.snapshots(op.layers);
+      this.o.progress.emit({ type: 'done', id });
+      return { layers: op.layers, key: sha256Digest(canonicalJSON({ image: op.imageID })) };
+    }
+    const inputs = await Promise.all(v.inputs.map((i) => this.solve(i)));
+    if (op.type === 'merge') {
+      return { layers: [...inputs[0]!.layers, ...inputs[1]!.layers], key: sha256Digest(canonicalJSON({ merge: inputs.map((i) => i.key) })) };
+    }
+    const key = await this.cacheKey(v, inputs);
+    const id = digestOf(v);
+    const parent = inputs[0]!;
+    if (!v.ignoreCache) {
+      const rec = await this.cache.get(key);
+      if (rec && (!rec.layer || (await this.o.store.hasBlob(rec.layer.blob.digest)))) {
+        this.o.progress.emit({ type: 'start', id, name: v.name });
+        this.o.progress.emit({ type: 'cached', id });
+        return { layers: rec.layer ? [...parent.layers, rec.layer] : parent.layers, key };
+      }
+    }
+    return this.queue.add(async () => {
+      this.o.progress.emit({ type: 'start', id, name: v.name });
+      try {
+        const layer = op.type === 'exec' ? await this.runExec(v, op, inputs, id) : await this.runFile(v, op as FileOp, inputs);
+        await this.cache.put({ key, layer, created: layer.created ?? new Date().toISOString() });
+        this.o.progress.emit({ type: 'done', id });
+        return { layers: [...parent.layers, layer], key };
+      } catch (e) {
+        const msg = e instanceof HoistError ? e.message : (e as Error).message;
+        this.o.progress.emit({ type: 'error', id, message: msg });
+        throw e;
+      }
+    }) as Promise<Solved>;
+  }
+
+  private localDone?: Promise<void>;
+  private solveLocal(v: Vertex): Solved {
+    const id = digestOf(v);
+    this.o.progress.emit({ type: 'start', id, name: v.name });
+    this.o.progress.emit({ type: 'done', id });
+    return { layers: [], key: 'local', local: true };
+  }
+
+  /** Snapshot dirs (lowest first) for a stack of layers, unpacking what is missing. */
+  private snapshots(layers: LayerRef[]): Promise<string[]> {
+    if (layers.length === 0) return Promise.resolve([]);
+    const chains = chainIDs(layers.map((l) => l.diffID));
+    const k = chains[chains.length - 1]!;
+    let p = this.snapshotDirs.get(k);
+    if (!p) {
+      p = prepareSnapshots(this.o.root, layers.map((l, i) => ({ diffID: l.diffID, chainID: chains[i]!, open: async () => openLayer(this.o.store, l.blob as never) })));
+      this.snapshotDirs.set(k, p);
+    }
+    return p;
+  }
+
+  /** The cache key: op digest, input keys, and for context reads the content of the selected paths. */
+  private async cacheKey(v: Vertex, inputs: Solved[]): Promise<string> {
+    const op = v.op;
+    const parts: unknown[] = [opDigest(op), inputs.map((i) => i.key)];
+    if (op.type === 'file') {
+      for (const s of op.sources) {
+        if (s.inline || !inputs[s.input]?.local) continue;
+        parts.push(await this.contextSelection(v, s.path, op.exclude));
+      }
+    } else if (op.type === 'exec') {
+      for (const m of op.mounts) {
+        if ((m.type === 'bind' || m.type === 'cache') && m.input !== undefined && inputs[m.input]?.local) {
+          parts.push(await this.contextSelection(v, m.type === 'bind' ? m.source : m.source ?? '/', []));
+        }
+      }
+    }
+    return sha256Digest(canonicalJSON(parts));
+  }
+
+  /** Digest of the context paths a source pattern selects; a missing source is an error naming the file. */
+  private async contextSelection(v: Vertex, path: string, exclude: string[]): Promise<unknown> {
+    const ctx = this.o.context;
+    const clean = path.replace(/\/\.\//, '/');
+    const matches = await resolveWildcards(ctx.dir, clean, (rel) => ctx.isIgnored(rel) && !ctx.matcher.mayIncludeUnder(rel));
+    if (matches.length === 0) {
+      if (hasGlob(clean)) return { path, none: true };
+      const rel = clean.replace(/^\/+/, '');
+      const by = ctx.ignoredBy(rel);
+      const excluded = by ? ` (it is excluded by ${ctx.ignoreFile ?? '.dockerignore'} line ${by.line}: ${by.raw})` : '';
+      throw new StepError(`failed to calculate checksum of ref: "/${rel}": not found in the build context${excluded}`, v, [], {
+        code: 'E_COPY_SOURCE',
+        hint: by ? `remove or negate the pattern "${by.raw}" in ${ctx.ignoreFile}` : `check the path; it is relative to the build context ${ctx.dir}`,
+      });
+    }
+    const ex = exclude.length ? new IgnoreMatcher(exclude) : undefined;
+    const out: [string, string][] = [];
+    for (const m of matches) {
+      // a named symlink is followed inside the context
+      const host = await resolveInRoot(ctx.dir, '/' + m);
+      const rel = host === ctx.dir ? '' : host.slice(ctx.dir.length + 1);
+      if (rel !== '' && ctx.isIgnored(rel) && !ctx.matcher.mayIncludeUnder(rel)) {
+        throw new StepError(`failed to calculate checksum of ref: "/${m}" points to "/${rel}", which is excluded by .dockerignore`, v, [], { code: 'E_COPY_SOURCE' });
+      }
+      out.push([m, await ctx.digest(rel, ex)]);
+    }
+    return { path, out };
+  }
+
+  private async workDir(purpose: string): Promise<string> {
+    return this.o.store.tmpDir(purpose);
+  }
+
+  /** Turns an upper directory into a stored layer. */
+  private async commitLayer(upper: string, dir: string): Promise<LayerRef> {
+    const tmpPath = join(dir, 'layer.blob');
+    const info = await writeLayer(diffUpper(upper), createWriteStream(tmpPath), 'gzip');
+    await this.o.store.commit([{ tmpPath, digest: info.digest, size: info.size }]);
+    return { diffID: info.diffID, blob: { mediaType: info.mediaType, digest: info.digest, size: info.size }, created: new Date().toISOString() };
+  }
+
+  private async runExec(v: Vertex, op: ExecOp, inputs: Solved[], id: string): Promise<LayerRef> {
+    const lowers = await this.snapshots(inputs[0]!.layers);
+    const dir = await this.workDir('run');
+    try {
+      const upper = join(dir, 'upper');
+      const work = join(dir, 'work');
+      await mkdir(upper, { mode: 0o755 });
+      await mkdir(work);
+      const { uid, gid } = await resolveUser(op.user, (n) => etcFromLayers([...lowers, upper], n)).catch((e: unknown) => {
+        throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+      });
+      const mounts: RunMount[] = [];
+      const env = [...op.env];
+      for (const [i, m] of op.mounts.entries()) {
+        if (m.type === 'bind') {
+          const src = inputs[m.input]!;
+          if (src.local) {
+            const host = await resolveInRoot(this.o.context.dir, m.source);
+            mounts.push({ type: 'bind', source: host, target: m.target, readonly: m.readonly, scratch: join(dir, `bind-${i}`) });
+          } else {
+            const l = await this.snapshots(src.layers);
+            mounts.push({ type: 'overlay-ro', lowers: l, subpath: m.source, target: m.target });
+          }
+        } else if (m.type === 'cache') {
+          const cdir = join(this.o.root, 'cache', 'mounts', sha256Digest(m.id).slice(7));
+          await mkdir(cdir, { recursive: true, mode: m.mode });
+          mounts.push({ type: 'bind', source: cdir, target: m.target, readonly: m.readonly });
+        } else if (m.type === 'tmpfs') {
+          mounts.push({ type: 'tmpfs', target: m.target, ...(m.size ? { size: m.size } : {}) });
+        } else if (m.type === 'secret') {
+          const s = this.o.secrets.get(m.id);
+          if (!s) {
+            if (m.required) throw new StepError(`secret ${m.id} not found`, v, [], { hint: `pass it with --secret id=${m.id},src=FILE` });
+            continue;
+          }
+          const value = s.file !== undefined ? undefined : this.o.env[s.env ?? m.id] ?? '';
+          if (m.env) env.push(`${m.env}=${value ?? (await import('node:fs/promises')).readFile(s.file!, 'utf8')}`);
+          if (m.target) {
+            let file = s.file;
+            if (file === undefined) {
+              file = join(dir, `secret-${i}`);
+              await writeFile(file, value ?? '', { mode: 0o400 });
+            }
+            mounts.push({ type: 'file', source: file, target: m.target });
+          }
+        }
+      }
+      if (op.files?.length) {
+        const fdir = join(dir, 'pipes');
+        await mkdir(fdir);
+        for (const f of op.files) await writeFile(join(fdir, f.path.split('/').pop()!), f.data, { mode: f.mode });
+        mounts.push({ type: 'bind', source: fdir, target: '/dev/pipes', readonly: true });
+      }
+      const last: string[] = [];
+      let partial = '';
+      const res = await runStep(
+        { lowers, upper, work, merged: join(dir, 'merged'), args: op.args, env, cwd: op.cwd, uid, gid, network: op.network, mounts, hostname: 'buildkitsandbox' },
+        (chunk, fd) => {
+          this.o.progress.emit({ type: 'log', id, data: chunk, stream: fd });
+          const lines = (partial + chunk.toString('utf8')).split('\n');
+          partial = lines.pop() ?? '';
+          last.push(...lines);
+          if (last.length > LAST_LINES) last.splice(0, last.length - LAST_LINES);
+        },
+      );
+      if (partial) last.push(partial);
+      if (res.exitCode !== 0) {
+        const how = res.signal ? `signal: ${res.signal}` : `exit code: ${res.exitCode}`;
+        throw new StepError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: ${how}`, v, last.slice(-LAST_LINES), {
+          code: 'E_RUN_FAILED', hint: 'fix the command (its last output lines are above) and build again',
+        });
+      }
+      const targets = ['/proc', '/dev', '/etc/resolv.conf', ...op.mounts.map((m) => ('target' in m && m.target ? m.target : '')).filter(Boolean)];
+      if (op.files?.length) targets.push('/dev/pipes');
+      await removeMountStubs(upper, lowers, targets);
+      return await this.commitLayer(upper, dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private async runFile(v: Vertex, op: FileOp, inputs: Solved[]): Promise<LayerRef> {
+    const lowers = await this.snapshots(inputs[0]!.layers);
+    const dir = await this.workDir('copy');
+    try {
+      const roots: CopySourceRoot[] = [];
+      const rootOf = new Map<number, number>();
+      const copies: CopySpec['copies'] = [];
+      for (const s of op.sources) {
+        if (s.inline) {
+          roots.push({ kind: 'inline', name: s.inline.name, data: s.inline.data });
+          copies.push({ root: roots.length - 1, path: '/' + s.inline.name.replace(/^\/+/, '') });
+          continue;
+        }
+        let r = rootOf.get(s.input);
+        if (r === undefined) {
+          const inp = inputs[s.input]!;
+          roots.push(inp.local
+            ? { kind: 'context', root: this.o.context.dir, ignore: this.o.context.patterns.map((p) => p.raw) }
+            : { kind: 'layers', lowers: await this.snapshots(inp.layers) });
+          r = roots.length - 1;
+          rootOf.set(s.input, r);
+        }
+        copies.push({ root: r, path: s.path });
+      }
+      const spec: CopySpec = {
+        lowers, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged'), action: op.action, roots, copies,
+        dest: op.dest, ...(op.chown ? { chown: op.chown } : {}), ...(op.chmod ? { chmod: op.chmod } : {}), unpack: op.unpack, keepOwner: op.keepOwner,
+        exclude: op.exclude, parents: op.parents, ...(op.user ? { user: op.user } : {}), scratch: join(dir, 'scratch'),
+      };
+      await mkdir(spec.upper, { mode: 0o755 });
+      await mkdir(spec.work);
+      await mkdir(spec.scratch);
+      const specFile = join(dir, 'spec.json');
+      await writeFile(specFile, JSON.stringify(spec));
+      await this.runWorker(v, specFile);
+      return await this.commitLayer(spec.upper, dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private runWorker(v: Vertex, specFile: string): Promise<void> {
+    if (process.getuid?.() !== 0) {
+      return Promise.reject(new HoistError('E_ROOT_REQUIRED', 'COPY/ADD/WORKDIR steps need root (overlay mounts)', { hint: 'run hoist build as root' }));
+    }
+    return new Promise((resolve, reject) => {
+      const child = spawn('/usr/bin/unshare', ['--mount', '--propagation', 'private', process.execPath, WORKER, specFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+      child.on('error', (e) => reject(new HoistError('E_COPY', `cannot start the copy worker: ${e.message}`)));
+      child.on('close', (code) => {
+        if (code === 0) return resolve();
+        const line = err.trim().split('\n').pop() ?? '';
+        let parsed: { code?: string; message?: string; hint?: string } = {};
+        try {
+          parsed = JSON.parse(line) as typeof parsed;
+        } catch {
+          parsed = { message: err.trim() || `copy worker exited with status ${code}` };
+        }
+        reject(new StepError(parsed.message ?? 'copy failed', v, [], { code: parsed.code ?? 'E_COPY', hint: parsed.hint }));
+      });
+    });
+  }
+}
+
+export type { Digest };
