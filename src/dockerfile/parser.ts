@@ -270,7 +270,8 @@ const DISPATCH: Record<string, LineParser> = {
 function nodeFromLine(line: string, st: ParserState, comments: string[]): Instruction {
   const { cmd, flags, args } = splitCommand(line, st);
   const fn = DISPATCH[cmd.toLowerCase()];
-  const parsed = fn ? fn(args, st) : { args: [], json: false };
+  // BuildKit's parseIgnore yields one empty argument for an unknown instruction.
+  const parsed = fn ? fn(args, st) : { args: [''], json: false };
   return {
     cmd: cmd.toLowerCase(),
     keyword: cmd,

@@ -27,9 +27,14 @@ for (const f of files) {
     const golden = JSON.parse(readFileSync(fixture('dockerfiles', `${base}.golden.json`), 'utf8')) as Golden;
     if (golden.error) {
       const e = t.throws(() => parseDockerfile(text, { file: f }), { instanceOf: DockerfileError }) as DockerfileError;
-      t.is(e.location.line, golden.line);
+      // BuildKit locates parser-directive errors with its 0-based line counter (an
+      // off-by-one: the second line is reported as line 1, the first as no line);
+      // hoist reports the real 1-based line.
+      const directiveError = /parser directive|escape token/.test(golden.error);
+      const line = directiveError ? (golden.line ?? 0) + 1 : golden.line;
+      t.is(e.location.line, line ?? -1);
       t.true(e.detail.startsWith(golden.error), `"${e.detail}" should start with "${golden.error}"`);
-      t.true(e.format().includes(`${f}:${golden.line}`));
+      t.true(e.format().includes(`${f}:${line}`));
       return;
     }
     const ast = parseDockerfile(text, { file: f });

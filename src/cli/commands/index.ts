@@ -1,5 +1,6 @@
 import type { HoistCommand } from '../command.js';
 import { parseCommand } from './parse.js';
+import { outlineCommand } from './outline.js';
 import { loadCommand } from './load.js';
 import { saveCommand } from './save.js';
 import { imagesCommand } from './images.js';
@@ -13,6 +14,7 @@ import { buildCommand } from './build.js';
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
   parseCommand,
+  outlineCommand,
   loadCommand,
   saveCommand,
   imagesCommand,
