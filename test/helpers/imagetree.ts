@@ -69,7 +69,7 @@ export interface GoldenHistory {
 
 /** The content of fixtures/build/<case>/golden.json. */
 export interface Golden {
-  /** The image config's "config" object, plus its "architecture" and "os" (and "variant" when set). */
+  /** The image config's "config" object, plus its "architecture" and "os" (and "variant" and "author" when set). */
   config: Record<string, unknown>;
   history: GoldenHistory[];
   /** Number of layers of the image, base layers included. */
@@ -395,6 +395,8 @@ export function goldenOf(img: ImageArchive, base?: { name: string; image: ImageA
   config.architecture = img.config.architecture;
   config.os = img.config.os;
   if (img.config.variant) config.variant = img.config.variant;
+  // MAINTAINER writes the top-level author field; keep it beside the config it belongs with
+  if (typeof img.config.author === 'string') config.author = img.config.author;
   const history = (img.config.history ?? []).map((h) => {
     const o: GoldenHistory = { created_by: h.created_by ?? '', empty_layer: h.empty_layer === true };
     if (h.comment !== undefined) o.comment = h.comment;
