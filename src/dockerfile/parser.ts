@@ -534,6 +534,7 @@ function hintFor(msg: string): string | undefined {
 
 /** Go's strconv.Quote, used by the dump format and some messages. */
 export function goQuote(s: string): string {
+  if (rePlainASCII.test(s)) return '"' + s + '"';
   let out = '"';
   for (const ch of s) {
     const cp = ch.codePointAt(0)!;
@@ -555,6 +556,7 @@ export function goQuote(s: string): string {
 }
 
 const rePrint = /[\p{L}\p{M}\p{N}\p{P}\p{S}]/u;
+const rePlainASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 function isGoPrint(cp: number): boolean {
   if (cp < 0x80) return cp >= 0x20 && cp < 0x7f;
