@@ -267,14 +267,16 @@ export function parseStages(ast: DockerfileAST): Stages {
     if (cmd.kind === 'from') {
       if (cmd.stageName !== undefined) {
         const nameWord = ins.args[2];
+        // BuildKit builds these and only warns (lint rules ReservedStageName and
+        // DuplicateStageName); a later stage of the same name shadows the earlier one.
         if (RESERVED_STAGE_NAMES.includes(cmd.stageName)) {
-          throw ctx.error('E_STAGE', `Stage name should not use the same name as reserved stage ${JSON.stringify(cmd.stageName)}`, nameWord,
-            `"${cmd.stageName}" means ${cmd.stageName === 'scratch' ? 'the empty image' : 'the build context'}; pick another name`);
+          warnings.push({ line: ins.range.startLine,
+            message: `Stage name should not use the same name as reserved stage ${JSON.stringify(cmd.stageName)} (ReservedStageName)` });
         }
         const prev = seen.get(cmd.stageName);
         if (prev !== undefined) {
-          throw ctx.error('E_STAGE', `Duplicate stage name ${JSON.stringify(clip(cmd.stageName))}, stage names should be unique`, nameWord,
-            `the stage "${cmd.stageName}" is already defined on line ${prev}; rename one of them`);
+          warnings.push({ line: ins.range.startLine,
+            message: `Duplicate stage name ${JSON.stringify(clip(cmd.stageName))}, stage names should be unique (first defined on line ${prev}) (DuplicateStageName)` });
         }
         seen.set(cmd.stageName, ins.range.startLine);
       }

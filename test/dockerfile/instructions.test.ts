@@ -437,13 +437,18 @@ test('stages: meta ARGs, grouping, names, platforms', (t) => {
   t.is(r.stages[1].commands[0].keyword, 'COPY');
 });
 
+test('stages: duplicate and reserved names are warnings, as in BuildKit', (t) => {
+  const r = parseStages(parseDockerfile('FROM a AS base\nFROM b AS BASE\nFROM c AS scratch\nFROM d AS context'));
+  t.is(r.stages.length, 4);
+  t.deepEqual(r.warnings.map((w) => w.line), [2, 3, 4]);
+  t.regex(r.warnings[0].message, /^Duplicate stage name "base", stage names should be unique \(first defined on line 1\)/);
+  t.regex(r.warnings[1].message, /^Stage name should not use the same name as reserved stage "scratch"/);
+  t.regex(r.warnings[2].message, /^Stage name should not use the same name as reserved stage "context"/);
+});
+
 test('stages: errors', (t) => {
   fails(t, 'ARG A\nRUN echo\nFROM a', { line: 2, column: 1,
     detail: 'no build stage in current context: RUN comes before the first FROM', hint: /only ARG may come before the first FROM/ }, true);
-  fails(t, 'FROM a AS base\nFROM b AS BASE', { line: 2, column: 11,
-    detail: 'Duplicate stage name "base", stage names should be unique', hint: /line 1/ }, true);
-  fails(t, 'FROM a AS scratch', { line: 1, column: 11, detail: 'Stage name should not use the same name as reserved stage "scratch"' }, true);
-  fails(t, 'FROM a AS context', { line: 1, column: 11, detail: 'Stage name should not use the same name as reserved stage "context"' }, true);
   fails(t, 'ARG A=1', { line: 1, column: 1, detail: 'dockerfile contains no stages to build', hint: /FROM/ }, true);
   fails(t, 'FROM a\nRUN --bogus x', { line: 2, column: 5, detail: 'unknown flag: --bogus' }, true);
 });
