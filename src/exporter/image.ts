@@ -64,7 +64,14 @@ function containerConfigJSON(c: Record<string, unknown>): Record<string, unknown
   const out: Record<string, unknown> = {};
   const empty = (v: unknown): boolean =>
     v === undefined || v === null || v === '' || v === false || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);
-  for (const k of CONFIG_ORDER) if (!empty(c[k])) out[k] = c[k];
+  // Go marshals maps with sorted keys
+  const sortedMap = (v: unknown): unknown => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
+    const o: Record<string, unknown> = {};
+    for (const k of Object.keys(v as object).sort()) o[k] = (v as Record<string, unknown>)[k];
+    return o;
+  };
+  for (const k of CONFIG_ORDER) if (!empty(c[k])) out[k] = k === 'Labels' || k === 'ExposedPorts' || k === 'Volumes' ? sortedMap(c[k]) : c[k];
   for (const k of Object.keys(c)) if (!(k in out) && !CONFIG_ORDER.includes(k) && !empty(c[k])) out[k] = c[k];
   return out;
 }

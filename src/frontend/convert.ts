@@ -16,7 +16,7 @@ import type { ContainerConfig, HistoryEntry, ImageConfig } from '../image/types.
 import { HoistError } from '../util/errors.js';
 import { digestOf, type ExecMount, type LayerRef, type Vertex } from '../llb/ops.js';
 import { envFromList, Lexer, type EnvGetter } from './lex.js';
-import { goDuration, goQuoteSlice, goSlice } from './gofmt.js';
+import { goDuration, goQuote, goQuoteRune, goQuoteSlice, goSlice } from './gofmt.js';
 import { destRelativeToWorkdir, goClean, normalizePath, normalizeWorkdir } from './paths.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -83,7 +83,8 @@ interface DState {
   /** Resolved base image (unless scratch or a stage). */
   baseImage?: ResolvedBase;
   scratch: boolean;
-  deps: Set<DState>;
+  /** Stages this one reads (`--from`, mounts), with the line that does. */
+  deps: Map<DState, Range>;
   /** Commands with their `--from` stages. */
   commands: { cmd: Command; sources: DState[]; onbuild: boolean }[];
   vertex: Vertex;
@@ -147,7 +148,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     for (const kp of cmd.args) {
       let value = opts.buildArgs.get(kp.key);
       if (value === undefined && kp.value !== undefined) value = expandAt(lex, kp.value, envFromList(globalArgs), cmd.location, at);
-      if (value !== undefined) addEnv(globalArgs, kp.key, value);
+      // a global ARG without a default is empty in the reference, even for the automatic platform ARGs
+      addEnv(globalArgs, kp.key, value ?? '');
     }
   }
   const globalEnv = envFromList(globalArgs);
@@ -169,7 +171,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
       }
     }
     const ds: DState = {
-      stage: { ...st, base }, index: i, stageName: st.name ?? `stage-${i}`, scratch: false, deps: new Set(), commands: [],
+      stage: { ...st, base }, index: i, stageName: st.name ?? `stage-${i}`, scratch: false, deps: new Map(), commands: [],
       vertex: scratchVertex(), image: emptyImage(plat), env: [], workdir: '/', user: '', buildArgs: [], cmdIndex: 0, cmdTotal: 0,
       dispatched: false, cmdSet: false, baseHistoryLen: 0, location: st.location,
     };
@@ -201,7 +203,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     // an image named only in --from: a hidden stage with no commands
     const st: Stage = { base: from, from: { kind: 'from', keyword: 'FROM', source: `FROM ${from}`, location: r, baseName: from }, commands: [], location: r };
     const ds: DState = {
-      stage: st, index: all.length, stageName: '', scratch: false, deps: new Set(), commands: [], vertex: scratchVertex(), image: emptyImage(plat),
+      stage: st, index: all.length, stageName: '', scratch: false, deps: new Map(), commands: [], vertex: scratchVertex(), image: emptyImage(plat),
       env: [], workdir: '/', user: '', buildArgs: [], cmdIndex: 0, cmdTotal: 0, dispatched: false, cmdSet: false, baseHistoryLen: 0, unregistered: true, location: r,
     };
     byName.set(from.toLowerCase(), ds);
@@ -223,7 +225,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         if (from) sources.push(findSource(from, cmd.location));
       }
     }
-    for (const s of sources) d.deps.add(s);
+    for (const s of sources) if (!d.deps.has(s)) d.deps.set(s, cmd.location);
     return { cmd, sources, onbuild };
   };
 
@@ -237,7 +239,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     if (reachable.has(d)) return;
     reachable.add(d);
     if (d.base) addReachable(d.base);
-    for (const s of d.deps) addReachable(s);
+    for (const s of d.deps.keys()) addReachable(s);
   };
   const baseImages: string[] = [];
   const resolved = new Set<DState>();
@@ -492,7 +494,9 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         const h = cmd.health;
         const hc = { Test: h.test, Interval: h.interval ?? 0, Timeout: h.timeout ?? 0, StartPeriod: h.startPeriod ?? 0, StartInterval: h.startInterval ?? 0, Retries: h.retries ?? 0 };
         cfg.Healthcheck = compactHealth(hc);
-        history(d, `HEALTHCHECK {Test:${goSlice(hc.Test)} Interval:${goDuration(hc.Interval)} Timeout:${goDuration(hc.Timeout)} StartPeriod:${goDuration(hc.StartPeriod)} StartInterval:${goDuration(hc.StartInterval)} Retries:${hc.Retries}}`, false, false);
+        // the reference formats the config pointer with %q: durations quoted, Retries as a quoted rune
+        const q = (ns: number): string => goQuote(goDuration(ns));
+        history(d, `HEALTHCHECK &{${goQuoteSlice(hc.Test)} ${q(hc.Interval)} ${q(hc.Timeout)} ${q(hc.StartPeriod)} ${q(hc.StartInterval)} ${goQuoteRune(hc.Retries)}}`, false, false);
         return;
       }
       case 'expose': {
@@ -502,7 +506,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         const specs = ports.flatMap((p) => parsePort(p, (m) => at(r, m)));
         cfg.ExposedPorts = cfg.ExposedPorts ?? {};
         for (const p of specs) cfg.ExposedPorts[p] = {};
-        history(d, `EXPOSE ${goSlice(specs)}`, false, false);
+        history(d, `EXPOSE map[${[...new Set(specs)].sort().map((p) => `${p}:{}`).join(' ')}]`, false, false);
         return;
       }
       case 'run': dispatchRun(d, cmd, sources, pfx); return;
@@ -520,11 +524,13 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
         const g = globalEnv.get(a.key);
         if (g !== undefined) arg.value = g;
       }
+      const written = a.value !== undefined ? ex(d, a.value, c.location) : undefined;
       if (fromCli !== undefined) arg.value = fromCli;
-      else if (a.value !== undefined) arg.value = ex(d, a.value, c.location);
+      else if (written !== undefined) arg.value = written;
       if (arg.value !== undefined && a.key !== 'BUILDKIT_SBOM_SCAN_CONTEXT' && a.key !== 'BUILDKIT_SBOM_SCAN_STAGE') addEnv(d.env, a.key, arg.value);
       d.buildArgs.push(arg);
-      strs.push(arg.value !== undefined ? `${a.key}=${arg.value}` : a.key);
+      // the reference records the default written in the Dockerfile, not the --build-arg value
+      strs.push(written !== undefined ? `${a.key}=${written}` : a.key);
     }
     history(d, `ARG ${strs.join(' ')}`, false, false);
   }
@@ -619,6 +625,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     if (c.kind === 'copy' && c.parents) msg += ' --parents';
     if (chown) msg += ` --chown=${chown}`;
     if (chmod) msg += ` --chmod=${chmod}`;
+    for (const e of c.exclude) msg += ` --exclude=${e}`;
     const fromStage = sources[0];
     const inputs: Vertex[] = [];
     const srcVertex = fromStage ? fromStage.vertex : context;
@@ -715,17 +722,20 @@ function runCommandString(args: string[], buildArgs: ArgKV[], env: EnvGetter): s
   return [...pre, ...args].join(' ');
 }
 
-function checkCycles(all: DState[], at: (r: Range, m: string) => DockerfileError): void {
+function checkCycles(all: DState[], at: (r: Range, m: string, h?: string) => DockerfileError): void {
   const state = new Map<DState, 1 | 2>();
   const visit = (d: DState, path: DState[]): void => {
     const s = state.get(d);
     if (s === 2) return;
     if (s === 1) {
-      const cyc = path.slice(path.indexOf(d)).concat(d).map((x) => x.stage.name ?? x.stageName).join(' -> ');
-      throw at(d.location, `circular dependency detected on stage: ${d.stage.name ?? d.stageName} (${cyc})`);
+      const cycle = path.slice(path.indexOf(d));
+      const names = cycle.concat(d).map((x) => x.stage.name ?? x.stageName).join(' -> ');
+      // point at the line where the first stage of the cycle reads the next one
+      const where = d.deps.get(cycle[1] ?? d) ?? d.location;
+      throw at(where, `circular dependency detected on stage: ${d.stage.name ?? d.stageName} (${names})`, 'a stage cannot read from a stage that reads from it; break the cycle');
     }
     state.set(d, 1);
-    for (const dep of d.deps) visit(dep, [...path, d]);
+    for (const dep of d.deps.keys()) visit(dep, [...path, d]);
     if (d.base) visit(d.base, [...path, d]);
     state.set(d, 2);
   };

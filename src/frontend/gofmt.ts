@@ -60,3 +60,12 @@ function frac(v: bigint, unit: bigint): string {
   let rest = (v % unit).toString().padStart(unit.toString().length - 1, '0').replace(/0+$/, '');
   return rest ? `${whole}.${rest}` : `${whole}`;
 }
+
+/** strconv.QuoteRune (what %q prints for an integer). */
+export function goQuoteRune(n: number): string {
+  const ch = String.fromCodePoint(n);
+  if (ch === "'") return "'\\''";
+  if (ch === '\\') return "'\\\\'";
+  const q = goQuote(ch);
+  return `'${q.slice(1, -1).replace(/\\"/g, '"')}'`;
+}

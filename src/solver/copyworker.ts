@@ -14,7 +14,7 @@ import { copyFile, chmod, constants, lchown, link, lstat, lutimes, mkdir, readdi
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyChmod, parseChmod, type ChmodSpec } from '../dockerfile/chmod.js';
-import { IgnoreMatcher } from '../context/dockerignore.js';
+import { goClean, IgnoreMatcher } from '../context/dockerignore.js';
 import { detectCompression } from '../image/layer.js';
 import { decompressAuto } from '../image/layer.js';
 import { unpackLayer } from '../snapshot/unpack.js';
@@ -202,23 +202,25 @@ async function main(): Promise<void> {
 
   const dest = spec.dest;
   const destIsDir = dest.endsWith('/') || dest.endsWith('/.');
-  const defaultDirMode = chmodSpec?.kind === 'octal' ? chmodSpec.mode : 0o755;
+  // parents the copy creates are 0755 whatever --chmod says (the reference's behaviour)
+  const defaultDirMode = 0o755;
   const ensure = destIsDir ? dest : dirname(dest);
   if (ensure !== '/' && ensure !== '.') await mkdirAllInRoot(root, ensure, defaultDirMode, owner);
 
   for (const c of spec.copies) {
     const src = roots[c.root]!;
     const ctxSkip = (rel: string): boolean => !!src.ignore?.matchesOrParentMatches(rel);
-    let pivot = '/';
+    // --parents keeps the source path below the pivot (`a/./b/c` keeps `b/c`; no pivot keeps it all)
+    let pivot = '';
     let pattern = c.path;
     if (spec.parents) {
       const cut = c.path.indexOf('/./');
       if (cut >= 0) {
-        pivot = '/' + c.path.slice(0, cut);
+        pivot = goClean(c.path.slice(0, cut)).replace(/^\/+/, '').replace(/^\.$/, '');
         pattern = c.path.slice(cut + 3);
       }
     }
-    const matches = await resolveWildcards(src.dir, spec.parents ? `${pivot}/${pattern}` : pattern, ctxSkip);
+    const matches = await resolveWildcards(src.dir, spec.parents ? `/${pivot}/${pattern}` : pattern, ctxSkip);
     if (matches.length === 0) {
       if (hasGlob(c.path)) continue;
       throw new HoistError('E_COPY_SOURCE', `${c.path}: not found`);
@@ -228,7 +230,7 @@ async function main(): Promise<void> {
       const sst = await lstat(srcFollowed);
       let destPath = dest;
       if (spec.parents) {
-        const relFromPivot = m.slice(pivot === '/' ? 0 : pivot.length).replace(/^\/+/, '');
+        const relFromPivot = pivot ? m.slice(pivot.length).replace(/^\/+/, '') : m;
         destPath = join(dest, relFromPivot);
         await mkdirAllInRoot(root, sst.isDirectory() ? destPath : dirname(destPath), defaultDirMode, owner);
       }

@@ -194,13 +194,17 @@ export async function removeMountStubs(upper: string, lowers: string[], targets:
 }
 
 /** Resolves `user[:group]` (names or ids) against the rootfs' /etc/passwd and /etc/group. */
-export async function resolveUser(user: string, readEtc: (name: 'passwd' | 'group') => Promise<string | null>): Promise<{ uid: number; gid: number }> {
-  if (!user) return { uid: 0, gid: 0 };
-  const [u, g] = user.split(':', 2) as [string, string | undefined];
+export async function resolveUser(user: string, readEtc: (name: 'passwd' | 'group') => Promise<string | null>): Promise<{ uid: number; gid: number; home: string }> {
   const passwd = await readEtc('passwd');
+  const homeOf = (uid: number): string => passwd?.split('\n').find((l) => l.split(':')[2] === String(uid))?.split(':')[5] || '/';
+  if (!user) return { uid: 0, gid: 0, home: homeOf(0) };
+  const [u, g] = user.split(':', 2) as [string, string | undefined];
   let uid: number;
   let gid: number | undefined;
-  if (/^[0-9]+$/.test(u)) {
+  if (u === '') {
+    uid = 0;
+    gid = 0;
+  } else if (/^[0-9]+$/.test(u)) {
     uid = Number(u);
     const line = passwd?.split('\n').find((l) => l.split(':')[2] === u);
     if (line) gid = Number(line.split(':')[3]);
@@ -219,7 +223,7 @@ export async function resolveUser(user: string, readEtc: (name: 'passwd' | 'grou
       gid = Number(line.split(':')[2]);
     }
   }
-  return { uid, gid: gid ?? 0 };
+  return { uid, gid: gid ?? 0, home: homeOf(uid) };
 }
 
 /** Reads /etc/<name> from the topmost snapshot dir that has it (a symlink-free regular file). */

@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -223,11 +223,13 @@ export class Solver {
       const work = join(dir, 'work');
       await mkdir(upper, { mode: 0o755 });
       await mkdir(work);
-      const { uid, gid } = await resolveUser(op.user, (n) => etcFromLayers([...lowers, upper], n)).catch((e: unknown) => {
+      const { uid, gid, home } = await resolveUser(op.user, (n) => etcFromLayers([...lowers, upper], n)).catch((e: unknown) => {
         throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
       });
       const mounts: RunMount[] = [];
       const env = [...op.env];
+      // like runc: a process without HOME gets its passwd entry's home
+      if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${home}`);
       for (const [i, m] of op.mounts.entries()) {
         if (m.type === 'bind') {
           const src = inputs[m.input]!;
@@ -240,7 +242,11 @@ export class Solver {
           }
         } else if (m.type === 'cache') {
           const cdir = join(this.o.root, 'cache', 'mounts', sha256Digest(m.id).slice(7));
-          await mkdir(cdir, { recursive: true, mode: m.mode });
+          if (await mkdir(cdir, { recursive: true, mode: m.mode })) {
+            // a new cache starts as an empty directory with the mount's owner and mode
+            await chown(cdir, m.uid, m.gid);
+            await chmod(cdir, m.mode);
+          }
           mounts.push({ type: 'bind', source: cdir, target: m.target, readonly: m.readonly });
         } else if (m.type === 'tmpfs') {
           mounts.push({ type: 'tmpfs', target: m.target, ...(m.size ? { size: m.size } : {}) });
