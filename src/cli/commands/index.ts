@@ -10,6 +10,7 @@ import { inspectCommand } from './inspect.js';
 import { historyCommand } from './history.js';
 import { systemCommand } from './system.js';
 import { buildCommand } from './build.js';
+import { runCommand } from './run.js';
 
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
@@ -24,4 +25,5 @@ export const commands: HoistCommand[] = [
   historyCommand,
   systemCommand,
   buildCommand,
+  runCommand,
 ];
