@@ -15,6 +15,7 @@ import { saveArchive } from '../image/archive-save.js';
 import { imageLayers } from '../image/chainid.js';
 import type { Digest } from '../image/digest.js';
 import { hostPlatform, type Store } from '../image/store.js';
+import { normalizeName } from '../image/reference.js';
 import { exportImage } from '../exporter/image.js';
 import type { Progress } from '../progress/progress.js';
 import { materializeRootfs } from '../snapshot/store.js';
@@ -86,6 +87,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   try {
     const context = await BuildContext.open(ctxDir, o.dockerfilePath ?? (o.contextDir ? undefined : '-'), join(root, 'cache', 'stat'));
     internal(progress, '[internal] load .dockerignore', `transferring context: ${context.patterns.length ? 'patterns loaded' : '2B'} done`);
+    const metadataShown = new Set<string>();
     const resolveImage = async (ref: string, where: () => DockerfileError): Promise<ResolvedBase> => {
       let img;
       try {
@@ -96,7 +98,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
           `load it first (hoist load -i image.tar) or build it; hoist does not pull from registries in builds yet`);
       }
       const name = img.names[0] ?? ref;
-      internal(progress, `[internal] load metadata for ${name}`);
+      if (!metadataShown.has(name)) internal(progress, `[internal] load metadata for ${name}`);
+      metadataShown.add(name);
       return {
         name, id: img.id, config: img.config,
         layers: imageLayers(img).map((l) => ({ diffID: l.diffID, blob: { mediaType: l.descriptor.mediaType, digest: l.descriptor.digest as Digest, size: l.descriptor.size } })),
@@ -149,7 +152,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     progress.emit({ type: 'status', id: exportId, text: 'exporting layers done' });
     const img = await exportImage(o.store, conv.image, solved.layers, conv.baseHistoryLength, o.tags);
     progress.emit({ type: 'status', id: exportId, text: `writing image ${img.id} done` });
-    for (const t of o.tags) progress.emit({ type: 'status', id: exportId, text: `naming to ${t} done` });
+    for (const t of o.tags) progress.emit({ type: 'status', id: exportId, text: `naming to ${normalizeName(t)} done` });
     if (out.type === 'oci' || out.type === 'docker') {
       const target = typeof out.dest === 'string' ? createWriteStream(resolve(out.dest)) : out.dest;
       await saveArchive(o.store, o.tags.length ? o.tags : [img.id], out.type, target);

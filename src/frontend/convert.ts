@@ -387,7 +387,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   }
 
   function loc(d: DState, r: Range): Vertex['location'] {
-    return { file, line: r.startLine, endLine: r.endLine, stage: d.stageName };
+    return { file, line: r.startLine, endLine: r.endLine, stage: d.stage.name ?? d.stageName };
   }
 
   function withShell(d: DState, args: string[]): string[] {

@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const owner = spec.chown ? await resolveUser(spec.chown, readEtc) : spec.keepOwner ? undefined : { uid: 0, gid: 0 };
+  const owner = spec.chown ? await resolveUser(spec.chown, readEtc, true) : spec.keepOwner ? undefined : { uid: 0, gid: 0 };
   const chmodSpec = spec.chmod ? parseChmod(spec.chmod) : undefined;
   const exclude = spec.exclude.length ? new IgnoreMatcher(spec.exclude) : null;
 

@@ -194,7 +194,12 @@ export async function removeMountStubs(upper: string, lowers: string[], targets:
 }
 
 /** Resolves `user[:group]` (names or ids) against the rootfs' /etc/passwd and /etc/group. */
-export async function resolveUser(user: string, readEtc: (name: 'passwd' | 'group') => Promise<string | null>): Promise<{ uid: number; gid: number; home: string }> {
+export async function resolveUser(
+  user: string,
+  readEtc: (name: 'passwd' | 'group') => Promise<string | null>,
+  /** COPY --chown: a numeric uid unknown to passwd gets gid = uid (Docker's documented rule); RUN's USER gets 0. */
+  gidFromUid = false,
+): Promise<{ uid: number; gid: number; home: string }> {
   const passwd = await readEtc('passwd');
   const homeOf = (uid: number): string => passwd?.split('\n').find((l) => l.split(':')[2] === String(uid))?.split(':')[5] || '/';
   if (!user) return { uid: 0, gid: 0, home: homeOf(0) };
@@ -208,6 +213,7 @@ export async function resolveUser(user: string, readEtc: (name: 'passwd' | 'grou
     uid = Number(u);
     const line = passwd?.split('\n').find((l) => l.split(':')[2] === u);
     if (line) gid = Number(line.split(':')[3]);
+    else if (gidFromUid) gid = uid;
   } else {
     const line = passwd?.split('\n').find((l) => l.split(':')[0] === u);
     if (!line) throw new HoistError('E_USER', `unable to find user ${u}: no matching entries in passwd file`, { hint: 'create the user in an earlier RUN step, or use a numeric uid' });

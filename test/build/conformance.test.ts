@@ -23,6 +23,14 @@ const DIVERGES: Record<string, RegExp> = {
   '61-chown-unknown-name': /unable to find (user|group) nosuch/,
 };
 
+/**
+ * Differences where the reference's frontend is older than the Dockerfile reference:
+ * it accepts a symbolic --chmod but does not apply it; hoist applies it (u=rwx,go=r → 0744).
+ */
+const NEWER_THAN_REFERENCE: Record<string, RegExp[]> = {
+  '17-copy-chmod': [/^tree \/m\/symbolic: expected .*"mode":"0644".*, got .*"mode":"0744"/],
+};
+
 let root: string;
 let out: string;
 const built = new Map<string, string>();
@@ -87,7 +95,8 @@ for (const c of cases) {
     const img = await readImageArchive(tar);
     const base = await readImageArchive(await busyboxArchive());
     const actual = goldenOf(img, { name: 'busybox:latest', image: base });
-    const diff = compareGoldens(expected, actual);
+    const allowed = NEWER_THAN_REFERENCE[c] ?? [];
+    const diff = compareGoldens(expected, actual).filter((d) => !allowed.some((re) => re.test(d)));
     t.deepEqual(diff, [], diff.join('\n'));
   });
 }

@@ -5,6 +5,7 @@ import type { HoistCommand } from '../command.js';
 import { build, type BuildOutput } from '../../frontend/build.js';
 import { openStore } from '../../image/open.js';
 import { hostPlatform } from '../../image/store.js';
+import { normalizeName } from '../../image/reference.js';
 import { makeProgress, type ProgressMode } from '../../progress/progress.js';
 import type { SecretSource } from '../../solver/solver.js';
 import { HoistError } from '../../util/errors.js';
@@ -79,6 +80,7 @@ export const buildCommand: HoistCommand = {
       .option('build-arg', { type: 'string', describe: 'Set a build argument KEY[=VALUE] (repeatable)' })
       .option('target', { type: 'string', describe: 'Build this stage' })
       .option('no-cache', { type: 'boolean', default: false, describe: 'Do not use the build cache' })
+      .option('cache', { type: 'boolean', hidden: true, describe: 'Use the build cache (--no-cache turns it off)' })
       .option('pull', { type: 'boolean', default: false, describe: 'Accepted for compatibility (images come from the local store)' })
       .option('label', { type: 'string', describe: 'Set an image label KEY=VALUE (repeatable)' })
       .option('iidfile', { type: 'string', describe: 'Write the image ID to this file' })
@@ -142,9 +144,11 @@ export const buildCommand: HoistCommand = {
     const mode = (args.quiet ? 'quiet' : String(args.progress)) as ProgressMode;
     const progress = makeProgress(mode, io.stderr as typeof io.stderr & { isTTY?: boolean });
     const tags = list(args.tag);
+    // a bad name must fail before the build, not after it
+    for (const t of tags) normalizeName(t);
     const res = await build({
       store, contextDir, dockerfileText: text, dockerfilePath, dockerfileName: name, tags, buildArgs, target: args.target as string | undefined,
-      noCache: Boolean(args.noCache), labels, secrets, output, progress, env: io.env,
+      noCache: Boolean(args.noCache) || args.cache === false, labels, secrets, output, progress, env: io.env,
     });
     if (res.id) {
       if (args.iidfile) await writeFile(resolve(io.cwd, String(args.iidfile)), res.id);
