@@ -33,6 +33,8 @@ static struct termios saved_termios;
 static int termios_saved;
 static char cg_dirs[2][PATH_MAX + 256];
 static int status_fd = -1;
+static char *argv_area;
+static size_t argv_len;
 
 static void restore_terminal(void) {
   if (termios_saved) tcsetattr(0, TCSANOW, &saved_termios);
@@ -326,6 +328,12 @@ static int exit_code_of(int st) {
 static void run_init(pid_t cmd) __attribute__((noreturn));
 static void run_init(pid_t cmd) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no /proc/1/fd for the container to look through */
+  /* ps inside shows PID 1 by its command line: not the helper's host path */
+  if (argv_area && argv_len > 1) {
+    memset(argv_area, 0, argv_len);
+    snprintf(argv_area, argv_len, "hoist-init");
+  }
+  prctl(PR_SET_NAME, "hoist-init", 0, 0, 0);
   int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (nullfd >= 0) { dup2(nullfd, 0); dup2(nullfd, 1); dup2(nullfd, 2); }
   syscall(SYS_close_range, 3, ~0U, 0);
@@ -524,6 +532,8 @@ int main(int argc, char **argv) {
     dprintf(2, "usage: hoist-sandbox SPEC-FD   (the JSON run specification is read from that descriptor)\n");
     return EXIT_HOIST;
   }
+  argv_area = argv[0];
+  argv_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
   int spec_fd = atoi(argv[1]);
   size_t len;
   char *text = read_all(spec_fd, &len);

@@ -11,6 +11,13 @@ import { historyCommand } from './history.js';
 import { systemCommand } from './system.js';
 import { buildCommand } from './build.js';
 import { runCommand } from './run.js';
+import { psCommand } from './ps.js';
+import { logsCommand } from './logs.js';
+import { stopCommand } from './stop.js';
+import { killCommand } from './kill.js';
+import { startCommand } from './start.js';
+import { rmCommand } from './rm.js';
+import { execCommand } from './exec.js';
 
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
@@ -26,4 +33,11 @@ export const commands: HoistCommand[] = [
   systemCommand,
   buildCommand,
   runCommand,
+  psCommand,
+  logsCommand,
+  stopCommand,
+  killCommand,
+  startCommand,
+  rmCommand,
+  execCommand,
 ];
