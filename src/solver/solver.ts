@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import type { Store } from '../image/store.js';
 import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type LayerRef, type Vertex } from '../llb/ops.js';
 import type { Progress } from '../progress/progress.js';
 import { diffUpper } from '../snapshot/diff.js';
-import { prepareSnapshots } from '../snapshot/store.js';
+import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } from '../snapshot/store.js';
 import { HoistError } from '../util/errors.js';
 import type { CopySourceRoot, CopySpec } from './copyworker.js';
 import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
@@ -207,11 +207,30 @@ export class Solver {
     return this.o.store.tmpDir(purpose);
   }
 
-  /** Turns an upper directory into a stored layer. */
-  private async commitLayer(upper: string, dir: string): Promise<LayerRef> {
+  /**
+   * Turns an upper directory into a stored layer, and keeps the directory itself as
+   * the layer's snapshot (it is exactly the unpacked layer, in overlay whiteout form),
+   * so the next step does not unpack the blob again.
+   */
+  private async commitLayer(upper: string, dir: string, parent: LayerRef[]): Promise<LayerRef> {
     const tmpPath = join(dir, 'layer.blob');
     const info = await writeLayer(diffUpper(upper), createWriteStream(tmpPath), 'gzip');
     await this.o.store.commit([{ tmpPath, digest: info.digest, size: info.size }]);
+    const chains = chainIDs([...parent.map((l) => l.diffID), info.diffID]);
+    const chainID = chains[chains.length - 1]!;
+    if (!(await readSnapshotMeta(this.o.root, chainID))) {
+      const staging = join(dir, 'snapshot');
+      await mkdir(staging);
+      await rename(upper, join(staging, 'fs'));
+      const meta: SnapshotMeta = {
+        chainID, diffID: info.diffID, parent: chains.length > 1 ? chains[chains.length - 2]! : null, whiteouts: 'overlay',
+        size: info.uncompressedSize, created: new Date().toISOString(), warnings: [],
+      };
+      await writeFile(join(staging, 'snapshot.json'), JSON.stringify(meta, null, 2) + '\n');
+      await mkdir(join(this.o.root, 'snapshots'), { recursive: true, mode: 0o700 });
+      // another process may have made the same snapshot first: theirs is as good
+      await rename(staging, snapshotDir(this.o.root, chainID)).catch(() => undefined);
+    }
     return { diffID: info.diffID, blob: { mediaType: info.mediaType, digest: info.digest, size: info.size }, created: new Date().toISOString() };
   }
 
@@ -296,7 +315,7 @@ export class Solver {
       const targets = ['/proc', '/dev', '/etc/resolv.conf', ...op.mounts.map((m) => ('target' in m && m.target ? m.target : '')).filter(Boolean)];
       if (op.files?.length) targets.push('/dev/pipes');
       await removeMountStubs(upper, lowers, targets);
-      return await this.commitLayer(upper, dir);
+      return await this.commitLayer(upper, dir, inputs[0]!.layers);
     } finally {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
@@ -337,7 +356,7 @@ export class Solver {
       const specFile = join(dir, 'spec.json');
       await writeFile(specFile, JSON.stringify(spec));
       await this.runWorker(v, specFile);
-      return await this.commitLayer(spec.upper, dir);
+      return await this.commitLayer(spec.upper, dir, inputs[0]!.layers);
     } finally {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
