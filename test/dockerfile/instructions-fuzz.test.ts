@@ -8,25 +8,9 @@ import { ChmodSyntaxError, parseChmod, applyChmod } from '../../src/dockerfile/c
 import { parseMount } from '../../src/dockerfile/instructions/mounts.js';
 import { InstructionProblem } from '../../src/dockerfile/instructions/problem.js';
 import { DurationError, parseGoDuration } from '../../src/dockerfile/instructions/duration.js';
-import { fixture, sharedDir } from '../helpers/paths.js';
+import { dockerfileCorpus, rng } from '../helpers/fuzz.js';
 
-/** Deterministic PRNG (mulberry32): a failure replays from its seed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const corpus: string[] = [];
-for (const f of readdirSync(fixture('dockerfiles')).filter((f) => f.endsWith('.Dockerfile'))) {
-  corpus.push(readFileSync(fixture('dockerfiles', f), 'utf8'));
-}
-const conf = join(sharedDir, 'conformance', 'buildkit', 'parser-testfiles');
-for (const d of readdirSync(conf)) corpus.push(readFileSync(join(conf, d, 'Dockerfile'), 'utf8'));
+const corpus = dockerfileCorpus();
 
 // pieces that reach the typed layer's branches: flags, mount options, modes, durations, stage syntax
 const TOKENS = ['FROM a AS b\n', 'FROM ', ' AS ', 'RUN ', 'COPY ', 'ADD ', 'ONBUILD ', 'HEALTHCHECK ', 'SHELL ', 'ARG ', 'ENV ', 'LABEL ',

@@ -3,25 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDockerfile } from '../../src/dockerfile/parser.js';
 import { DockerfileError } from '../../src/dockerfile/errors.js';
-import { fixture, sharedDir } from '../helpers/paths.js';
+import { dockerfileCorpus, rng } from '../helpers/fuzz.js';
 
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const corpus: string[] = [];
-for (const f of readdirSync(fixture('dockerfiles')).filter((f) => f.endsWith('.Dockerfile'))) {
-  corpus.push(readFileSync(fixture('dockerfiles', f), 'utf8'));
-}
-const conf = join(sharedDir, 'conformance', 'buildkit', 'parser-testfiles');
-for (const d of readdirSync(conf)) corpus.push(readFileSync(join(conf, d, 'Dockerfile'), 'utf8'));
+const corpus = dockerfileCorpus();
 
 const TOKENS = ['\\', '`', '\n', '\r\n', '\t', ' ', '#', '# escape=`\n', '# escape=\\\n', '<<EOF', '<<-EOF', "<<'EOF'", 'EOF\n',
   '"', "'", '[', ']', '["a", ', '--', '--mount=', '=', '$', '${', '}', '${a:-', '\u00a0', '\ufeff', '\u0000', 'FROM ', 'RUN ',
