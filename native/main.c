@@ -362,6 +362,16 @@ static void copy_winsize(int master) {
   if (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
 }
 
+/* The size is set before the command runs, so its first TIOCGWINSZ already sees it. */
+static void set_initial_winsize(int master) {
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+  else if (S.rows && S.cols) {
+    struct winsize w = { S.rows, S.cols, 0, 0 };
+    ioctl(master, TIOCSWINSZ, &w);
+  }
+}
+
 static void write_exit_file(int code) {
   if (!S.exit_file) return;
   char tmp[PATH_MAX + 16], buf[256];
@@ -429,10 +439,6 @@ static void supervise(pid_t child, int sfd, int master, int outfd, int errfd_r, 
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     dup2(nul, 0); dup2(nul, 1); dup2(nul, 2);
     if (status_fd >= 0) { close(status_fd); status_fd = -1; }
-  }
-  if (master >= 0) {
-    if (isatty(0)) copy_winsize(master);
-    else if (S.rows && S.cols) { struct winsize ws = { S.rows, S.cols, 0, 0 }; ioctl(master, TIOCSWINSZ, &ws); }
   }
   struct logbuf lout = { .n = 0, .stream = "stdout" }, lerr = { .n = 0, .stream = "stderr" };
   int in_open = master >= 0 && S.open_stdin && !S.detach;
@@ -600,6 +606,7 @@ int main(int argc, char **argv) {
       int slave = -1;
       if (S.tty) {
         int m = open_pty_inside(&slave, 0);
+        set_initial_winsize(m);
         if (send_fd(sock[1], m) < 0) child_fail(EXIT_HOIST, "passing the pty: %s", strerror(errno));
         close(m);
         close(sock[1]);
@@ -632,6 +639,7 @@ int main(int argc, char **argv) {
       int slave = -1;
       if (S.tty) {
         int m = open_pty_inside(&slave, 1);
+        set_initial_winsize(m);
         if (send_fd(sock[1], m) < 0) child_fail(EXIT_HOIST, "passing the pty: %s", strerror(errno));
         close(m);
         close(sock[1]);
