@@ -170,6 +170,19 @@ export async function createContainer(root: string, img: ResolvedImage, imageNam
 }
 
 /**
+ * Docker's "init layer": mount points the sandbox always binds over (/etc/hosts,
+ * /etc/hostname, /etc/resolv.conf, /proc, /sys, /dev) exist in a read-only layer
+ * between the image and the container's upper dir, so they never end up in it (or in
+ * a `hoist commit`).
+ */
+async function initLayer(dir: string): Promise<string> {
+  const init = join(dir, 'init');
+  for (const d of ['etc', 'proc', 'sys', 'dev']) await mkdir(join(init, d), { recursive: true, mode: 0o755 });
+  for (const f of ['hosts', 'hostname', 'resolv.conf']) await writeFile(join(init, 'etc', f), '', { flag: 'a', mode: 0o644 });
+  return init;
+}
+
+/**
  * Makes the container's root filesystem ready: unpacks missing layer snapshots and
  * returns the spec's rootfs (overlay of the snapshots + upper/, or a private copy
  * in rootfs/ where overlayfs cannot be mounted, e.g. rootless).
@@ -191,10 +204,7 @@ export async function prepareContainerRootfs(store: Store, img: ResolvedImage, r
     await mkdir(join(dir, 'upper'), { recursive: true });
     await mkdir(join(dir, 'work'), { recursive: true });
     await mkdir(mountpoint, { recursive: true });
-    if (dirs.length === 0) {
-      await mkdir(join(dir, 'empty'), { recursive: true });
-      dirs.push(join(dir, 'empty'));
-    }
+    dirs.push(await initLayer(dir));
     return { kind: 'overlay', rootfs: { lower: dirs, upper: join(dir, 'upper'), work: join(dir, 'work'), mountpoint } };
   }
   const entries = await readdir(mountpoint).catch(() => null);

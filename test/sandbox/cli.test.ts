@@ -159,3 +159,19 @@ t('--pids-limit is enforced through the cgroup', async (tt) => {
   const r = await hoist(['run', '--rm', '--pids-limit', '3', 'busybox', 'sh', '-c', 'for i in 1 2 3 4 5 6; do sleep 1 & done 2>&1; wait']);
   tt.regex(r.stdout + r.stderr, /can't fork|Resource temporarily unavailable/);
 });
+
+t('commit turns the writable layer into a new image layer (deletions included, mount points not)', async (tt) => {
+  const name = `cm${process.pid}`;
+  tt.is((await hoist(['run', '--name', name, 'busybox', 'sh', '-c', 'echo committed > /hello; rm /bin/vi; mkdir -p /opt/x'])).code, 0);
+  const c = await hoist(['commit', '-m', 'note', name, `committed${process.pid}:v1`]);
+  tt.is(c.code, 0, c.stderr);
+  tt.regex(c.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  const r = await hoist(['run', '--rm', `committed${process.pid}:v1`, 'sh', '-c', 'cat /hello; ls /bin/vi 2>&1; ls /opt']);
+  tt.is(r.stdout, 'committed\nls: /bin/vi: No such file or directory\nx\n');
+  const h = await hoist(['history', `committed${process.pid}:v1`]);
+  tt.regex(h.stdout, new RegExp(`hoist commit ${name}\\s+\\d+B\\s+note`));
+  // the layer holds exactly the changes: no /etc/hosts, /etc/hostname, /etc/resolv.conf, /proc, /dev
+  const size = Number(/hoist commit \S+\s+(\d+)B/.exec(h.stdout)?.[1]);
+  tt.true(size < 400, h.stdout);
+  tt.is((await hoist(['rm', name])).code, 0);
+});

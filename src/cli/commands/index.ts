@@ -18,6 +18,7 @@ import { killCommand } from './kill.js';
 import { startCommand } from './start.js';
 import { rmCommand } from './rm.js';
 import { execCommand } from './exec.js';
+import { commitCommand } from './commit.js';
 
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
@@ -40,4 +41,5 @@ export const commands: HoistCommand[] = [
   startCommand,
   rmCommand,
   execCommand,
+  commitCommand,
 ];
