@@ -75,3 +75,29 @@ t('rootless: a non-root user runs the same container in a user namespace', async
   tt.is(out, '0\nCapEff:\t00000000a80425fb\n4\nok\n');
   tt.true(existsSync(rootfs));
 });
+
+t('rootless through the CLI: load and run as nobody (copy fallback for the root filesystem)', async (tt) => {
+  const { execFileSync: run1 } = await import('node:child_process');
+  const { chownSync } = await import('node:fs');
+  const { fixture, hoistBin } = await import('../helpers/paths.js');
+  const dir = tempDir('hoist-rootless-cli-');
+  chownSync(dir, 65534, 65534);
+  const tar = join(dir, 'busybox.tar');
+  run1('bash', [fixture('busybox', 'make-image.sh'), tar]);
+  chmodSync(tar, 0o644);
+  const env = { PATH: process.env.PATH, HOME: dir, HOIST_ROOT: join(dir, 'root') };
+  const asNobody = (args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((res) => {
+      const p = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, hoistBin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (err += d));
+      p.on('close', (code) => res({ code, out, err }));
+    });
+  const l = await asNobody(['load', '-i', tar]);
+  tt.is(l.code, 0, l.err);
+  const r = await asNobody(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'id -u; echo w > /x && cat /x; ls /sys/class/net']);
+  tt.is(r.code, 0, `the rootless run failed: ${r.err}`);
+  tt.is(r.out, '0\nw\nlo\n');
+});

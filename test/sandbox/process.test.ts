@@ -124,3 +124,22 @@ t('an aborted run kills the whole sandbox', async (tt) => {
   await new Promise((res) => setTimeout(res, 100));
   tt.false(existsSync(`/proc/${init}/stat`) && !readFileSync(`/proc/${init}/stat`, 'utf8').includes(') Z'), 'init survived its helper');
 });
+
+t('memory limit through the cgroup: exceeding it gets the command OOM-killed', async (tt) => {
+  const r = await run(spec(['sh', '-c', 'dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null; echo survived=$?'], { cgroup: { name: `hoist-mem-${process.pid}`, memory: 32 * 1024 * 1024 } }));
+  // dd is killed by the OOM killer (SIGKILL → 137 seen by sh) and the shell carries on
+  tt.is(r.stdout, 'survived=137\n', r.stderr);
+});
+
+t('signals sent to the helper reach the command', async (tt) => {
+  let helper = 0;
+  const p = run(spec(['sh', '-c', 'trap "echo got HUP; exit 9" HUP; echo ready; while :; do sleep 0.05; done']), {
+    onStart: ({ helperPid }) => (helper = helperPid),
+  });
+  while (!helper) await new Promise((res) => setTimeout(res, 10));
+  await new Promise((res) => setTimeout(res, 200));
+  process.kill(helper, 'SIGHUP');
+  const r = await p;
+  tt.is(r.exitCode, 9);
+  tt.is(r.stdout, 'ready\ngot HUP\n');
+});
