@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dockerAvailable, measure, type BenchResult, type BenchScenario } from './lib.js';
+import { buildahAvailable, dockerAvailable, measure, type BenchResult, type BenchScenario } from './lib.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const hoistBin = join(repo, 'bin', 'hoist');
@@ -77,6 +77,17 @@ async function runAll(): Promise<BenchResult[]> {
       rows.push(await timed('docker', 'build: no-op rebuild', 'docker', db));
       edit();
       rows.push(await timed('docker', 'build: edit 1 of 2,000 files', 'docker', db));
+    }
+    if (await buildahAvailable()) {
+      // Buildah (Debian's package) with its own storage, the same busybox base and context
+      const storage = join(s.dir, 'buildah');
+      const g = ['--root', join(storage, 'root'), '--runroot', join(storage, 'run'), '--storage-driver', 'overlay'];
+      execFileSync('buildah', [...g, 'pull', '-q', `docker-archive:${join(s.dir, 'busybox.tar')}`], { stdio: 'ignore' });
+      const bb = [...g, 'bud', '--isolation', 'chroot', '--network', 'host', '--layers', '-q', '-t', 'bench-app', s.ctx];
+      rows.push(await timed('buildah', 'build: cold, 2 parallel 1 s stages', 'buildah', [...bb.slice(0, g.length + 1), '--jobs', '2', ...bb.slice(g.length + 1)]));
+      rows.push(await timed('buildah', 'build: no-op rebuild', 'buildah', bb));
+      edit();
+      rows.push(await timed('buildah', 'build: edit 1 of 2,000 files', 'buildah', bb));
     }
   } finally {
     rmSync(s.dir, { recursive: true, force: true });

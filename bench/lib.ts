@@ -66,3 +66,12 @@ export async function dockerAvailable(): Promise<boolean> {
     return false;
   }
 }
+
+/** True when Buildah is installed (Debian's `buildah`), the second engine build scenarios compare with. */
+export async function buildahAvailable(): Promise<boolean> {
+  try {
+    return (await measure('buildah', ['--version'])).code === 0;
+  } catch {
+    return false;
+  }
+}
