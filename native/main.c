@@ -201,7 +201,7 @@ static void write_id_maps(pid_t pid) {
 
 /* Where this process's cgroup for `ctrl` lives: a v2 directory when the unified
  * hierarchy offers the controller, else the v1 hierarchy that carries it. */
-static int cgroup_dir(const char *ctrl, char *out, size_t n, int *v2) {
+static int cgroup_dir(pid_t pid, const char *ctrl, char *out, size_t n, int *v2) {
   FILE *f = fopen("/proc/self/mountinfo", "re");
   char line[4096], v1mnt[PATH_MAX] = "", v1root[PATH_MAX] = "", u2mnt[PATH_MAX] = "", u2root[PATH_MAX] = "";
   if (!f) return -1;
@@ -220,7 +220,9 @@ static int cgroup_dir(const char *ctrl, char *out, size_t n, int *v2) {
   }
   fclose(f);
   char v1path[PATH_MAX] = "", v2path[PATH_MAX] = "";
-  f = fopen("/proc/self/cgroup", "re");
+  char cgpath[64];
+  snprintf(cgpath, sizeof cgpath, "/proc/%d/cgroup", pid);
+  f = fopen(cgpath, "re");
   if (!f) return -1;
   while (fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = 0;
@@ -277,7 +279,7 @@ static void cgroup_setup(pid_t pid) {
     if (!want[i].value) continue;
     char base[PATH_MAX], dir[PATH_MAX + 256], file[PATH_MAX + 300], val[32];
     int v2 = 0;
-    if (cgroup_dir(want[i].ctrl, base, sizeof base, &v2) < 0)
+    if (cgroup_dir(getpid(), want[i].ctrl, base, sizeof base, &v2) < 0)
       die(EXIT_HOIST, "--%s: no cgroup %s controller is available to this process (neither a v1 hierarchy nor enabled in cgroup v2); the limit cannot be enforced",
           i == 0 ? "memory" : "pids-limit", want[i].ctrl);
     snprintf(dir, sizeof dir, "%s/%s", base, S.cgroup_name);
@@ -295,6 +297,21 @@ static void cgroup_setup(pid_t pid) {
     snprintf(file, sizeof file, "%s/cgroup.procs", dir);
     snprintf(val, sizeof val, "%d", pid);
     if (write_file(file, val) < 0) { int e = errno; cgroup_cleanup(); die(EXIT_HOIST, "moving the container into %s: %s", dir, strerror(e)); }
+  }
+}
+
+/* A process exec'd into a container joins the container's memory and pids cgroups,
+ * so its limits apply to it too. */
+static void cgroup_join(pid_t container, pid_t pid) {
+  static const char *ctrls[] = {"memory", "pids"};
+  for (int i = 0; i < 2; i++) {
+    char dir[PATH_MAX], mine[PATH_MAX], file[PATH_MAX + 32], val[32];
+    int v2 = 0, v2m = 0;
+    if (cgroup_dir(container, ctrls[i], dir, sizeof dir, &v2) < 0 || cgroup_dir(getpid(), ctrls[i], mine, sizeof mine, &v2m) < 0) continue;
+    if (!strcmp(dir, mine)) continue; /* no cgroup of its own: nothing to join */
+    snprintf(file, sizeof file, "%s/cgroup.procs", dir);
+    snprintf(val, sizeof val, "%d", pid);
+    if (write_file(file, val) < 0) warnx_("could not join %s: %s", file, strerror(errno));
   }
 }
 
@@ -599,6 +616,11 @@ int main(int argc, char **argv) {
       close(errpipe[0]);
       if (sock[0] >= 0) close(sock[0]);
       prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      close(syncpipe[1]);
+      char go;
+      /* wait until the parent has put us into the container's cgroups */
+      if (read(syncpipe[0], &go, 1) != 1) _exit(EXIT_HOIST);
+      close(syncpipe[0]);
       for (int i = 0; i < 6; i++)
         if (i != 4 && fds[i] >= 0 && setns(fds[i], types[i]) < 0) child_fail(EXIT_HOIST, "joining the container's %s namespace: %s", order[i], strerror(errno));
       if (chdir("/") < 0) child_fail(EXIT_HOIST, "chdir /: %s", strerror(errno));
@@ -615,6 +637,10 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < 6; i++) if (fds[i] >= 0) close(fds[i]);
     close(errpipe[1]);
+    close(syncpipe[0]);
+    cgroup_join(S.exec_pid, child);
+    if (write(syncpipe[1], "g", 1) != 1) die(EXIT_HOIST, "starting the command: %s", strerror(errno));
+    close(syncpipe[1]);
   } else {
     int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (S.net_host ? 0 : CLONE_NEWNET) | (S.userns ? CLONE_NEWUSER : 0);
     child = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, NULL);

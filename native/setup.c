@@ -445,8 +445,20 @@ static int split_colon(char *line, char **f, int max) {
   return n;
 }
 
+/* Opens an image file for reading only if it is a regular file: a FIFO or device
+ * planted at /etc/passwd must not hang or feed the setup. */
+static FILE *open_regular(const char *path) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { close(fd); return NULL; }
+  FILE *f = fdopen(fd, "r");
+  if (!f) close(fd);
+  return f;
+}
+
 static void find_passwd(const char *name, long uid, struct pwent *out) {
-  FILE *f = fopen("/etc/passwd", "re");
+  FILE *f = open_regular("/etc/passwd");
   memset(out, 0, sizeof *out);
   if (!f) return;
   char *line = NULL;
@@ -469,7 +481,7 @@ static void find_passwd(const char *name, long uid, struct pwent *out) {
 
 /* Looks up a group by name; with member set, collects gids of groups listing it instead. */
 static int find_group(const char *name, gid_t *gid, const char *member, gid_t *list, size_t *nlist, size_t max) {
-  FILE *f = fopen("/etc/group", "re");
+  FILE *f = open_regular("/etc/group");
   int found = 0;
   if (!f) return 0;
   char *line = NULL;

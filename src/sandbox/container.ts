@@ -82,6 +82,23 @@ export function helperAlive(r: ContainerRecord): boolean {
   return st !== undefined && (r.helperStart === undefined || st === r.helperStart);
 }
 
+function parentOf(pid: number): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when the container runs: its helper is alive and its recorded init is still
+ * the helper's child (a recycled pid must never be signalled or joined).
+ */
+export function containerRunning(r: ContainerRecord): boolean {
+  return r.state === 'running' && !!r.initPid && helperAlive(r) && parentOf(r.initPid) === r.helperPid;
+}
+
 /** Writes config.json atomically. */
 export async function saveRecord(root: string, r: ContainerRecord): Promise<void> {
   const dir = containerDir(root, r.id);
@@ -267,7 +284,7 @@ export function parseSignal(s: string): number {
 }
 
 function requireRunning(r: ContainerRecord): number {
-  if (r.state !== 'running' || !r.initPid || !helperAlive(r)) {
+  if (!containerRunning(r) || !r.initPid) {
     throw new HoistError('E_NOT_RUNNING', `container ${r.name} is not running`, { hint: 'start it with `hoist start`', exitCode: 1 });
   }
   return r.initPid;
@@ -304,7 +321,7 @@ export async function stopContainer(root: string, r: ContainerRecord, timeoutSec
     throw e;
   }
   if (await waitStopped(root, r, timeoutSec * 1000)) return;
-  if (r.initPid && helperAlive(r)) process.kill(r.initPid, 'SIGKILL');
+  if (r.initPid && containerRunning(r)) process.kill(r.initPid, 'SIGKILL');
   await waitStopped(root, r, 10_000);
 }
 

@@ -113,3 +113,36 @@ t('minimal /dev', async (tt) => {
   tt.is(r.stdout.split('\n')[0], 'core fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero ');
   tt.regex(r.stdout, /\n4\n\/proc\/self\/fd\npts\/ptmx\n/);
 });
+
+t('hostile image: mount targets behind symlinks and a FIFO /etc/passwd stay contained', async (tt) => {
+  const { execFileSync } = await import('node:child_process');
+  const { readdirSync, rmSync } = await import('node:fs');
+  const victim = tempDir('hoist-victim-');
+  const hostile = makeRootfs((r) => {
+    // /etc points "outside"; the bind of /etc/hosts must land inside the root, not in `victim`
+    rmSync(join(r, 'etc'), { recursive: true });
+    symlinkSync(`../../../../../../../..${victim}`, join(r, 'etc'));
+    mkdirSync(join(r, 'data'));
+    symlinkSync('/proc/self/root/../../../../..' + victim, join(r, 'data', 'link'));
+  });
+  try {
+    mkdirSync(join(hostile, victim), { recursive: true });
+    execFileSync('mkfifo', [join(hostile, victim, 'passwd')]);
+    const hostsFile = join(hostDir, 'host-secret');
+    const r = await run({
+      rootfs: { path: hostile },
+      args: ['sh', '-c', 'cat /etc/hosts; echo 0'], // (id would block on the FIFO itself)
+      mounts: [{ type: 'bind', source: hostsFile, destination: '/etc/hosts', readonly: true }],
+      user: '0',
+    });
+    tt.is(r.exitCode, 0, r.stderr);
+    tt.is(r.stdout, 'secret\n0\n');
+    // a target reached through a magic link (/proc/self/root) is refused outright
+    const m = await run({ rootfs: { path: hostile }, args: ['true'], mounts: [{ type: 'tmpfs', destination: '/data/link/t' }] });
+    tt.is(m.exitCode, 125);
+    tt.regex(m.stderr, /tmpfs on \/data\/link\/t.*Too many levels of symbolic links/);
+    tt.deepEqual(readdirSync(victim), [], 'something was created on the host through a symlink');
+  } finally {
+    removeRootfs(hostile);
+  }
+});

@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import type { HoistCommand } from '../command.js';
 import { HoistError } from '../../util/errors.js';
 import { resolveRoot } from '../../util/root.js';
-import { findContainer, helperAlive } from '../../sandbox/container.js';
+import { containerRunning, findContainer } from '../../sandbox/container.js';
 import { runSandbox } from '../../sandbox/helper.js';
 import { mergeEnv } from '../../sandbox/imageconfig.js';
 import { forwardSignals, foregroundStdio, processOptions, reparse } from './run.js';
@@ -24,7 +24,7 @@ export const execCommand: HoistCommand = {
       if (e instanceof HoistError) throw new HoistError(e.code, e.message, { hint: e.hint, exitCode: 125 });
       throw e;
     }
-    if (c.state !== 'running' || !helperAlive(c) || !c.initPid) {
+    if (!containerRunning(c) || !c.initPid) {
       throw new HoistError('E_NOT_RUNNING', `container ${c.name} is not running`, { hint: `start it with hoist start ${c.name}`, exitCode: 125 });
     }
     const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);

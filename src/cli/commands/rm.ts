@@ -1,7 +1,7 @@
 import type { HoistCommand } from '../command.js';
 import { HoistError } from '../../util/errors.js';
 import { resolveRoot } from '../../util/root.js';
-import { findContainer, helperAlive, removeContainerDir, waitStopped } from '../../sandbox/container.js';
+import { containerRunning, findContainer, helperAlive, removeContainerDir, waitStopped } from '../../sandbox/container.js';
 
 export const rmCommand: HoistCommand = {
   command: 'rm <containers..>',
@@ -20,7 +20,7 @@ export const rmCommand: HoistCommand = {
           if (!args.force) {
             throw new HoistError('E_RUNNING', `cannot remove container ${c.name}: it is running`, { hint: 'stop it first, or use hoist rm -f' });
           }
-          if (c.initPid) {
+          if (c.initPid && containerRunning(c)) {
             try {
               process.kill(c.initPid, 'SIGKILL');
             } catch {
