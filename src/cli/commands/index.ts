@@ -19,6 +19,10 @@ import { startCommand } from './start.js';
 import { rmCommand } from './rm.js';
 import { execCommand } from './exec.js';
 import { commitCommand } from './commit.js';
+import { pullCommand } from './pull.js';
+import { pushCommand } from './push.js';
+import { loginCommand } from './login.js';
+import { logoutCommand } from './logout.js';
 
 /** Every registered subcommand, in the order `hoist --help` lists them. */
 export const commands: HoistCommand[] = [
@@ -42,4 +46,8 @@ export const commands: HoistCommand[] = [
   rmCommand,
   execCommand,
   commitCommand,
+  pullCommand,
+  pushCommand,
+  loginCommand,
+  logoutCommand,
 ];
