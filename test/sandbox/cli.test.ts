@@ -183,3 +183,27 @@ t('commit turns the writable layer into a new image layer (deletions included, m
   tt.true(size < 400, h.stdout);
   tt.is((await hoist(['rm', name])).code, 0);
 });
+
+t('-it on a real terminal: raw relay, window size, and SIGWINCH resizing', async (tt) => {
+  // util-linux `script` gives hoist a pty as its terminal; the resize comes from outside, as a user's would
+  const inner = `stty rows 40 cols 100; (sleep 1; stty rows 50 cols 120 </dev/tty) & HOIST_ROOT=${root} ${process.execPath} ${hoistBin} run --rm -it busybox sh -c 'stty size; tty; sleep 2; stty size; exit 5'`;
+  const r = await new Promise<Result>((resolve) => {
+    const p = spawn('script', ['-qec', inner, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+  tt.is(r.code, 5, r.stdout + r.stderr);
+  tt.regex(r.stdout, /40 100\r\n\/dev\/pts\/\d+\r\n50 120\r\n/);
+});
+
+t('logs -f follows until the container exits', async (tt) => {
+  const name = `follow${process.pid}`;
+  const d = await hoist(['run', '-d', '--name', name, 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.3; done']);
+  tt.is(d.code, 0, d.stderr);
+  const f = await hoist(['logs', '-f', name]);
+  tt.is(f.stdout, 'line1\nline2\nline3\n');
+  tt.is((await hoist(['rm', name])).code, 0);
+});
