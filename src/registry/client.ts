@@ -208,6 +208,9 @@ export class RegistryClient {
     const base = await this.baseURL();
     const url = /^https?:\/\//.test(pathOrURL) ? pathOrURL : `${base}${pathOrURL}`;
     const scopes = init.scopes ?? [];
+    // Credentials go only to the registry itself, never to another origin an upload Location names.
+    const sameOrigin = new URL(url).origin === new URL(base).origin;
+    if (!sameOrigin) return this.fetchRetrying(url, init);
     let authorization = await this.authorization(scopes, false);
     let res = await this.fetchRetrying(url, { ...init, authorization });
     if (res.status === 401) {

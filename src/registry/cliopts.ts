@@ -5,7 +5,7 @@ import type { ClientOptions } from './client.js';
 export function withRegistryOptions<T>(y: Argv<T>): Argv<T> {
   return y.option('insecure-registry', {
     type: 'string',
-    array: true,
+    requiresArg: true,
     describe: 'Allow plain HTTP (and unverified TLS fallback) for this registry host[:port]; also $HOIST_INSECURE_REGISTRIES',
   }) as unknown as Argv<T>;
 }

@@ -113,6 +113,9 @@ export function networkError(e: unknown, host: string, url: string, insecureHint
       hint: insecureHint ? `if ${host} serves plain HTTP or a self-signed certificate, pass --insecure-registry ${host}` : undefined,
     });
   }
+  if (/bad port/i.test(msg)) {
+    return new HoistError('E_REGISTRY_UNREACHABLE', `cannot reach registry ${host}: its port is on the fetch standard's list of blocked ports (${url})`, { hint: 'serve the registry on another port (e.g. 5000)' });
+  }
   if (isRetryableNetError(e)) {
     return new HoistError('E_REGISTRY_CONNECTION', `the connection to registry ${host} was dropped (${c ?? msg}) while talking to ${url}`, { hint: 'the registry or a proxy closed the connection midway; try again' });
   }
