@@ -7,6 +7,7 @@
 import type { DockerfileAST, Range } from '../dockerfile/ast.js';
 import { DockerfileError } from '../dockerfile/errors.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
+import { ShellLexer, type ShellEnv } from '../dockerfile/shell.js';
 import {
   parseInstruction, parseMount, type AddCommand, type ArgCommand, type Command, type CopyCommand, type FromCommand, type Mount,
   type RunCommand, type Stage, type Stages,
@@ -15,7 +16,6 @@ import type { Digest } from '../image/digest.js';
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../image/types.js';
 import { HoistError } from '../util/errors.js';
 import { digestOf, type ExecMount, type LayerRef, type Vertex } from '../llb/ops.js';
-import { envFromList, Lexer, type EnvGetter } from './lex.js';
 import { goDuration, goQuote, goQuoteRune, goQuoteSlice, goSlice } from './gofmt.js';
 import { destRelativeToWorkdir, goClean, normalizePath, normalizeWorkdir } from './paths.js';
 
@@ -112,6 +112,11 @@ function parseKeyValue(kv: string): [string, string] {
   return i < 0 ? [kv, ''] : [kv.slice(0, i), kv.slice(i + 1)];
 }
 
+/** Variables for expansion from `KEY=value` strings (a later KEY wins). */
+function envMap(list: string[]): Map<string, string> {
+  return new Map(list.map(parseKeyValue));
+}
+
 /** Replaces KEY in place or appends it (BuildKit's addEnv, used for both the state and the image). */
 export function addEnv(env: string[], k: string, v: string): string[] {
   const i = env.findIndex((e) => parseKeyValue(e)[0] === k);
@@ -128,7 +133,7 @@ function formatPlatform(p: PlatformSpec): string {
 /** Converts a parsed Dockerfile to the graph of the target stage. */
 export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const { ast, stages } = opts;
-  const lex = new Lexer(ast.escapeToken);
+  const lex = new ShellLexer(ast.escapeToken);
   const file = ast.file;
   const at = (r: Range, msg: string, hint?: string): DockerfileError =>
     new DockerfileError('E_BUILD', msg, { file, line: r.startLine, column: 0, sourceLine: ast.lines[r.startLine - 1] }, hint);
@@ -147,12 +152,12 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   for (const cmd of stages.metaArgs) {
     for (const kp of cmd.args) {
       let value = opts.buildArgs.get(kp.key);
-      if (value === undefined && kp.value !== undefined) value = expandAt(lex, kp.value, envFromList(globalArgs), cmd.location, at);
+      if (value === undefined && kp.value !== undefined) value = expandAt(lex, kp.value, envMap(globalArgs), cmd.location, at);
       // a global ARG without a default is empty in the reference, even for the automatic platform ARGs
       addEnv(globalArgs, kp.key, value ?? '');
     }
   }
-  const globalEnv = envFromList(globalArgs);
+  const globalEnv = envMap(globalArgs);
 
   const context: Vertex = { op: { type: 'local', name: 'context' }, inputs: [], name: '[internal] load build context' };
   const scratchVertex = (): Vertex => ({ op: { type: 'scratch' }, inputs: [], name: 'scratch' });
@@ -214,7 +219,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   const toCommand = (d: DState, cmd: Command, onbuild: boolean): { cmd: Command; sources: DState[]; onbuild: boolean } => {
     const sources: DState[] = [];
     if (cmd.kind === 'copy' && cmd.from !== undefined) {
-      if (cmd.from.includes('$') && lex.processWord(cmd.from, envFromList([])) !== cmd.from) {
+      if (cmd.from.includes('$') && lex.processWord(cmd.from, envMap([])) !== cmd.from) {
         throw at(cmd.location, 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround');
       }
       sources.push(findSource(cmd.from, cmd.location));
@@ -362,8 +367,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     return out + str;
   }
 
-  function envOf(d: DState): EnvGetter {
-    return envFromList(d.env);
+  function envOf(d: DState): Map<string, string> {
+    return envMap(d.env);
   }
 
   function ex(d: DState, word: string, r: Range): string {
@@ -375,7 +380,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
   }
 
   function displayName(d: DState, source: string): string {
-    const raw = new Lexer(ast.escapeToken, { rawQuotes: true, skipUnsetEnv: true });
+    const raw = new ShellLexer(ast.escapeToken, { rawQuotes: true, skipUnsetEnv: true });
     let s: string;
     try {
       s = raw.processWord(source, envOf(d));
@@ -644,7 +649,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const env = envOf(d);
     for (const h of c.heredocSources) {
       msg += ` <<${h.path}`;
-      const data = h.expand ? new Lexer('\\', { skipProcessQuotes: true }).processWord(h.data, env) : h.data;
+      const data = h.expand ? new ShellLexer('\\', { skipProcessQuotes: true }).processWord(h.data, env) : h.data;
       copySources.push({ input: -1, path: h.path, inline: { name: h.path, data } });
     }
     msg += ` ${destRaw}`;
@@ -671,7 +676,7 @@ function chmodText(c: CopyCommand | AddCommand): string | undefined {
   return m ? m[1] : undefined;
 }
 
-function expandAt(lex: Lexer, word: string, env: EnvGetter, r: Range, at: (r: Range, m: string, h?: string) => DockerfileError): string {
+function expandAt(lex: ShellLexer, word: string, env: ShellEnv, r: Range, at: (r: Range, m: string, h?: string) => DockerfileError): string {
   try {
     return lex.processWord(word, env);
   } catch (e) {
@@ -706,7 +711,7 @@ function compactHealth(h: { Test: string[]; Interval: number; Timeout: number; S
 }
 
 /** `|N K=V ... args` as BuildKit writes RUN history when build args are in scope. */
-function runCommandString(args: string[], buildArgs: ArgKV[], env: EnvGetter): string {
+function runCommandString(args: string[], buildArgs: ArgKV[], env: Map<string, string>): string {
   const tmp: string[] = [];
   const idx = new Map<string, number>();
   for (const a of buildArgs) {

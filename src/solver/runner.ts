@@ -1,22 +1,27 @@
 /**
- * Runs one RUN step: the process in fresh mount/pid/uts/ipc(/net) namespaces, on an
- * overlay of the parent snapshots with a private upper directory, with /proc, a
- * minimal /dev, the RUN mounts, and the step's env, cwd and user.
+ * Runs one RUN step through the native sandbox (`runSandbox`, the same code path as
+ * `hoist run`): an overlay of the parent snapshots with a private upper directory,
+ * /proc, /dev and /sys, the RUN mounts, and the step's env, cwd, user and network.
  *
- * The namespaces come from util-linux `unshare` and the chroot/setuid from its
- * `--root/--wd/--setuid/--setgid`, driven by a short generated shell script. This is
- * the build's own executor until the native sandbox (`src/sandbox/`) takes RUN over;
- * the spec below carries everything either needs.
+ * The helper mounts binds and tmpfs itself. Two kinds of RUN mount need an overlay
+ * the helper's spec has no mount type for (a read-write bind whose writes are
+ * discarded, and a stage's multi-layer filesystem as a bind source): those are
+ * mounted on the host for the duration of the step, inside the step's work
+ * directory, and unmounted when it ends.
  */
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { runSandbox } from '../sandbox/helper.js';
+import type { SandboxMount, SandboxSpec } from '../sandbox/spec.js';
 import { HoistError } from '../util/errors.js';
+import { resolveInRoot } from './rootpath.js';
 
 /** A mount in the RUN step's filesystem. */
 export type RunMount =
-  | { type: 'bind'; source: string; target: string; readonly: boolean; /** rw binds discard writes through an overlay */ scratch?: string }
-  | { type: 'overlay-ro'; lowers: string[]; subpath: string; target: string }
+  | { type: 'bind'; source: string; target: string; readonly: boolean; /** rw binds of directories discard writes through an overlay here */ scratch?: string }
+  | { type: 'overlay-ro'; lowers: string[]; subpath: string; target: string; /** where the read-only overlay of several lowers is mounted */ scratch: string }
   | { type: 'tmpfs'; target: string; size?: number }
   | { type: 'file'; source: string; target: string };
 
@@ -30,8 +35,11 @@ export interface RunSpec {
   args: string[];
   env: string[];
   cwd: string;
-  uid: number;
-  gid: number;
+  /** `user[:group]` as the Dockerfile's USER gives it; the sandbox resolves names in the rootfs. */
+  user: string;
+  /** Supplementary groups beyond the /etc/group memberships the sandbox adds itself. */
+  additionalGids: number[];
+  /** `default` is the host network, as BuildKit gives RUN without a bridge network. */
   network: 'default' | 'none' | 'host';
   mounts: RunMount[];
   hostname: string;
@@ -40,127 +48,132 @@ export interface RunSpec {
 export interface RunResult {
   exitCode: number;
   signal?: string;
+  /** The sandbox's own message when the process could not be set up or started. */
+  setupError?: string;
 }
-
-const SCRIPT = String.raw`
-set -eu
-m=$1; shift
-nl=$1; shift
-i=0
-while [ $i -lt "$nl" ]; do
-  kind=$1; src=$2; dst=$3; opt=$4; shift 4
-  t="$m$dst"
-  case $kind in
-    dir|tmpfs|overlay) [ -d "$t" ] || mkdir -p "$t" ;;
-    file) [ -e "$t" ] || { mkdir -p "$(dirname "$t")"; : > "$t"; } ;;
-  esac
-  case $kind in
-    root) mount -t overlay overlay -o "$opt" "$m" ;;
-    rootbind) mount --bind "$src" "$m" ;;
-    proc) mkdir -p "$t"; mount -t proc proc "$t" ;;
-    devtmp) mkdir -p "$t"; mount -t tmpfs -o mode=755,nosuid tmpfs "$t"
-      for d in null zero full random urandom tty; do : > "$t/$d"; mount --bind "/dev/$d" "$t/$d"; done
-      ln -s /proc/self/fd "$t/fd"; ln -s /proc/self/fd/0 "$t/stdin"; ln -s /proc/self/fd/1 "$t/stdout"; ln -s /proc/self/fd/2 "$t/stderr"
-      mkdir "$t/shm" "$t/pts"; mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$t/shm" ;;
-    tmpfs) mount -t tmpfs -o "$opt" tmpfs "$t" ;;
-    overlay) mount -t overlay overlay -o "$opt" "$t" ;;
-    dir|file) mount --bind "$src" "$t"; [ "$opt" = ro ] && mount -o remount,bind,ro "$t" || true ;;
-    mkdir) mkdir -p "$t" ;;
-  esac
-  i=$((i+1))
-done
-hostname "$1"; shift
-wd=$1; uid=$2; gid=$3; shift 3
-[ -d "$m$wd" ] || mkdir -p "$m$wd"
-exec /usr/bin/env -i "$@" 
-`;
 
 async function exists(p: string): Promise<boolean> {
   return (await lstat(p).catch(() => null)) !== null;
 }
 
-async function overlaySupportsOpts(): Promise<string> {
-  return ',redirect_dir=off,metacopy=off,index=off';
+function tool(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    child.on('error', (e) => reject(new HoistError('E_MOUNT', `cannot run ${cmd}: ${e.message}`, { hint: 'hoist build needs util-linux mount/umount' })));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new HoistError('E_MOUNT', `${cmd} ${args.join(' ')}: ${err.trim() || `exit status ${code}`}`))));
+  });
 }
 
-/** Runs the step; output chunks go to `onOutput` as they come. */
-export async function runStep(spec: RunSpec, onOutput: (chunk: Buffer, fd: 1 | 2) => void, signal?: AbortSignal): Promise<RunResult> {
-  if (process.getuid?.() !== 0) {
-    throw new HoistError('E_ROOT_REQUIRED', 'RUN steps need root (namespaces and overlay mounts)', { hint: 'run hoist build as root' });
+/** Overlay mounts made on the host for one step; `release` unmounts them (newest first). */
+class HostMounts {
+  private readonly points: string[] = [];
+  async overlay(target: string, lowers: string[], upper?: { upper: string; work: string }): Promise<string> {
+    if (lowers.some((l) => /[:,]/.test(l))) {
+      throw new HoistError('E_MOUNT', `cannot mount ${lowers.join(', ')}: overlayfs does not take paths with ':' or ','`, { hint: 'move the build context or HOIST_ROOT to a path without those characters' });
+    }
+    await mkdir(target, { recursive: true });
+    // overlayfs lists the top layer first; a read-only overlay needs two lowers
+    let lower = [...lowers].reverse().join(':');
+    if (!upper && lowers.length === 1) lower += ':' + lowers[0];
+    const opts = `lowerdir=${lower}${upper ? `,upperdir=${upper.upper},workdir=${upper.work}` : ''}`;
+    await tool('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
+    this.points.push(target);
+    return target;
   }
-  const ops: string[][] = [];
-  if (spec.lowers.length === 0) {
-    ops.push(['rootbind', spec.upper, '/', '']);
-  } else {
-    const lower = [...spec.lowers].reverse().join(':');
-    ops.push(['root', '', '/', `lowerdir=${lower},upperdir=${spec.upper},workdir=${spec.work}${await overlaySupportsOpts()}`]);
+  async release(): Promise<void> {
+    for (const p of this.points.splice(0).reverse()) {
+      await tool('umount', [p]).catch(() => tool('umount', ['-l', p]));
+    }
   }
-  ops.push(['proc', '', '/proc', '']);
-  ops.push(['devtmp', '', '/dev', '']);
-  if (spec.network !== 'none') {
-    if (await exists('/etc/resolv.conf')) ops.push(['file', '/etc/resolv.conf', '/etc/resolv.conf', 'ro']);
+}
+
+/** Turns the step's mounts into sandbox mounts, mounting the overlays the helper cannot make. */
+async function sandboxMounts(spec: RunSpec, host: HostMounts): Promise<SandboxMount[]> {
+  const out: SandboxMount[] = [];
+  // BuildKit gives RUN the host's resolver configuration unless the network is off
+  if (spec.network !== 'none' && (await exists('/etc/resolv.conf'))) {
+    out.push({ type: 'bind', source: '/etc/resolv.conf', destination: '/etc/resolv.conf', readonly: true });
   }
-  let n = 0;
   for (const m of spec.mounts) {
     switch (m.type) {
       case 'bind': {
         const st = await lstat(m.source).catch(() => null);
         if (!st) throw new HoistError('E_MOUNT', `mount source ${m.source} does not exist`);
         if (st.isDirectory() && !m.readonly && m.scratch) {
-          await mkdir(join(m.scratch, 'u'), { recursive: true });
-          await mkdir(join(m.scratch, 'w'), { recursive: true });
-          ops.push(['overlay', '', m.target, `lowerdir=${m.source},upperdir=${join(m.scratch, 'u')},workdir=${join(m.scratch, 'w')}`]);
-        } else ops.push([st.isDirectory() ? 'dir' : 'file', m.source, m.target, m.readonly ? 'ro' : 'rw']);
+          const u = join(m.scratch, 'u');
+          const w = join(m.scratch, 'w');
+          await mkdir(u, { recursive: true });
+          await mkdir(w, { recursive: true });
+          const mnt = await host.overlay(join(m.scratch, 'm'), [m.source], { upper: u, work: w });
+          out.push({ type: 'bind', source: mnt, destination: m.target, readonly: false });
+        } else out.push({ type: 'bind', source: m.source, destination: m.target, readonly: m.readonly });
         break;
       }
       case 'overlay-ro': {
-        if (m.lowers.length === 1 && m.subpath === '/') ops.push(['dir', m.lowers[0]!, m.target, 'ro']);
-        else {
-          const tmpTarget = `/.hoist-src-${n++}`;
-          // mounted outside the rootfs so nothing of it can end up in the layer
-          const outside = join(spec.work, '..', `src-${n}`);
-          await mkdir(outside, { recursive: true });
-          ops.push(['overlay-host', '', outside, `lowerdir=${[...m.lowers].reverse().join(':')}${m.lowers.length === 1 ? ':' + m.lowers[0] : ''}`]);
-          void tmpTarget;
-          ops.push(['dir', join(outside, m.subpath), m.target, 'ro']);
-        }
+        const base = m.lowers.length === 1 ? m.lowers[0]! : await host.overlay(m.scratch, m.lowers);
+        // the source path is resolved inside the stage's filesystem: its symlinks cannot lead to the host
+        const source = await resolveInRoot(base, m.subpath);
+        if (!(await exists(source))) throw new HoistError('E_MOUNT', `mount source ${m.subpath} does not exist in the stage`, { hint: 'check the source= of the RUN --mount' });
+        out.push({ type: 'bind', source, destination: m.target, readonly: true });
         break;
       }
       case 'tmpfs':
-        ops.push(['tmpfs', '', m.target, `mode=1777${m.size ? `,size=${m.size}` : ''}`]);
+        // BuildKit's RUN tmpfs is executable (Docker's run --tmpfs is not)
+        out.push({ type: 'tmpfs', destination: m.target, options: `mode=1777,exec${m.size ? `,size=${m.size}` : ''}` });
         break;
       case 'file':
-        ops.push(['file', m.source, m.target, 'ro']);
+        out.push({ type: 'bind', source: m.source, destination: m.target, readonly: true });
         break;
     }
   }
-  // host-side overlay mounts (stage sources) go before the rootfs ones
-  const host = ops.filter((o) => o[0] === 'overlay-host');
-  const inRoot = ops.filter((o) => o[0] !== 'overlay-host');
-  const pre = host.map((o) => `mount -t overlay overlay -o ${shq(o[3]!)} ${shq(o[2]!)}`).join('\n');
-  const script = (pre ? pre + '\n' : '') + SCRIPT;
-  const argv = [
-    '-c', script, 'hoist-run', spec.merged, String(inRoot.length), ...inRoot.flat(), spec.hostname, spec.cwd, String(spec.uid), String(spec.gid),
-    ...spec.env, '/usr/bin/unshare', `--root=${spec.merged}`, `--wd=${spec.cwd}`, '-S', String(spec.uid), '-G', String(spec.gid), '--', ...spec.args,
-  ];
-  const nsFlags = ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--uts', '--ipc'];
-  if (spec.network === 'none') nsFlags.push('--net');
-  await mkdir(spec.merged, { recursive: true });
-  return new Promise<RunResult>((resolve, reject) => {
-    const child = spawn('/usr/bin/unshare', [...nsFlags, '/bin/sh', ...argv], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-      signal,
-    });
-    child.stdout.on('data', (c: Buffer) => onOutput(c, 1));
-    child.stderr.on('data', (c: Buffer) => onOutput(c, 2));
-    child.on('error', (e) => reject(new HoistError('E_RUN', `cannot start the RUN sandbox: ${e.message}`, { hint: 'hoist needs util-linux unshare (2.38 or newer)' })));
-    child.on('close', (code, sig) => resolve({ exitCode: code ?? 128, ...(sig ? { signal: sig } : {}) }));
+  return out;
+}
+
+/** A stream that hands each chunk to `fn`. */
+function sink(fn: (chunk: Buffer) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      fn(chunk);
+      cb();
+    },
   });
 }
 
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
+/** Runs the step in the sandbox; output chunks go to `onOutput` as they come. */
+export async function runStep(spec: RunSpec, onOutput: (chunk: Buffer, fd: 1 | 2) => void, signal?: AbortSignal): Promise<RunResult> {
+  if (process.getuid?.() !== 0) {
+    throw new HoistError('E_ROOT_REQUIRED', 'RUN steps need root (namespaces and overlay mounts)', { hint: 'run hoist build as root' });
+  }
+  const host = new HostMounts();
+  try {
+    const mounts = await sandboxMounts(spec, host);
+    await mkdir(spec.merged, { recursive: true });
+    const rootfs: SandboxSpec['rootfs'] = spec.lowers.length === 0
+      ? { path: spec.upper, mountpoint: spec.merged }
+      : { lower: spec.lowers, upper: spec.upper, work: spec.work, mountpoint: spec.merged };
+    const sandbox: SandboxSpec = {
+      args: spec.args,
+      env: spec.env,
+      cwd: spec.cwd,
+      user: spec.user,
+      ...(spec.additionalGids.length ? { additionalGids: spec.additionalGids } : {}),
+      hostname: spec.hostname,
+      rootfs,
+      mounts,
+      network: spec.network === 'none' ? 'none' : 'host',
+      dieWithParent: true,
+    };
+    const res = await runSandbox(sandbox, {
+      stdout: sink((c) => onOutput(c, 1)),
+      stderr: sink((c) => onOutput(c, 2)),
+      ...(signal ? { signal } : {}),
+    });
+    return { exitCode: res.exitCode, ...(res.signal ? { signal: res.signal } : {}), ...(res.setupError ? { setupError: res.setupError } : {}) };
+  } finally {
+    await host.release();
+  }
 }
 
 /**
@@ -242,4 +255,39 @@ export async function etcFromLayers(dirs: string[], name: 'passwd' | 'group'): P
     return readFile(p, 'utf8');
   }
   return null;
+}
+
+/**
+ * The supplementary groups to pass to the sandbox so that a RUN process ends with
+ * BuildKit's list (moby/sys/user GetExecUser, then ensureAdditionalGids): the primary
+ * gid, plus, when no group is named and the user has a passwd entry, every group whose
+ * member list names the user. The sandbox itself adds the member groups of any user it
+ * finds in passwd, so only the rest is returned.
+ */
+export async function extraGids(user: string, gid: number, readEtc: (name: 'passwd' | 'group') => Promise<string | null>): Promise<number[]> {
+  const [u, g] = user.split(':', 2) as [string, string | undefined];
+  const passwd = (await readEtc('passwd')) ?? '';
+  const entry = passwd.split('\n').map((l) => l.split(':')).find((f) => f.length >= 7 && /^\d+$/.test(f[2]!) &&
+    (u === '' ? f[2] === '0' : /^\d+$/.test(u) ? Number(f[2]) === Number(u) : f[0] === u));
+  const memberOf: number[] = [];
+  if (entry) {
+    for (const line of ((await readEtc('group')) ?? '').split('\n')) {
+      const f = line.split(':');
+      if (line.startsWith('#') || f.length < 4 || !/^\d+$/.test(f[2]!)) continue;
+      if (f[3]!.trim().split(',').includes(entry[0]!)) memberOf.push(Number(f[2]));
+    }
+  }
+  // BuildKit's fast path: numeric uid and gid take no supplementary groups from the files
+  const numeric = /^\d+$/.test(u) && g !== undefined && /^\d+$/.test(g);
+  const implicit = !numeric && (g === undefined || g === '') && entry !== undefined;
+  const want = implicit ? [...memberOf] : [];
+  if (!want.includes(gid)) want.unshift(gid);
+  // what the sandbox adds on its own is not passed again (setgroups keeps duplicates)
+  const added = [...memberOf];
+  return want.filter((x) => {
+    const i = added.indexOf(x);
+    if (i < 0) return true;
+    added.splice(i, 1);
+    return false;
+  });
 }

@@ -29,7 +29,7 @@ import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } fr
 import { HoistError } from '../util/errors.js';
 import type { CopySourceRoot, CopySpec } from './copyworker.js';
 import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
-import { etcFromLayers, removeMountStubs, resolveUser, runStep, type RunMount } from './runner.js';
+import { etcFromLayers, extraGids, removeMountStubs, resolveUser, runStep, type RunMount } from './runner.js';
 
 /** What a solved vertex is: a stack of layers (or the host context). */
 export interface Solved {
@@ -242,9 +242,11 @@ export class Solver {
       const work = join(dir, 'work');
       await mkdir(upper, { mode: 0o755 });
       await mkdir(work);
-      const { uid, gid, home } = await resolveUser(op.user, (n) => etcFromLayers([...lowers, upper], n)).catch((e: unknown) => {
+      const readEtc = (n: 'passwd' | 'group') => etcFromLayers([...lowers, upper], n);
+      const { gid, home } = await resolveUser(op.user, readEtc).catch((e: unknown) => {
         throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
       });
+      const additionalGids = await extraGids(op.user, gid, readEtc);
       const mounts: RunMount[] = [];
       const env = [...op.env];
       // like runc: a process without HOME gets its passwd entry's home
@@ -257,7 +259,7 @@ export class Solver {
             mounts.push({ type: 'bind', source: host, target: m.target, readonly: m.readonly, scratch: join(dir, `bind-${i}`) });
           } else {
             const l = await this.snapshots(src.layers);
-            mounts.push({ type: 'overlay-ro', lowers: l, subpath: m.source, target: m.target });
+            mounts.push({ type: 'overlay-ro', lowers: l, subpath: m.source, target: m.target, scratch: join(dir, `from-${i}`) });
           }
         } else if (m.type === 'cache') {
           const cdir = join(this.o.root, 'cache', 'mounts', sha256Digest(m.id).slice(7));
@@ -296,7 +298,7 @@ export class Solver {
       const last: string[] = [];
       let partial = '';
       const res = await runStep(
-        { lowers, upper, work, merged: join(dir, 'merged'), args: op.args, env, cwd: op.cwd, uid, gid, network: op.network, mounts, hostname: 'buildkitsandbox' },
+        { lowers, upper, work, merged: join(dir, 'merged'), args: op.args, env, cwd: op.cwd, user: op.user, additionalGids, network: op.network, mounts, hostname: 'buildkitsandbox' },
         (chunk, fd) => {
           this.o.progress.emit({ type: 'log', id, data: chunk, stream: fd });
           const lines = (partial + chunk.toString('utf8')).split('\n');
@@ -307,12 +309,13 @@ export class Solver {
       );
       if (partial) last.push(partial);
       if (res.exitCode !== 0) {
-        const how = res.signal ? `signal: ${res.signal}` : `exit code: ${res.exitCode}`;
+        const how = res.setupError ? `${res.setupError} (exit code: ${res.exitCode})` : res.signal ? `signal: ${res.signal}` : `exit code: ${res.exitCode}`;
         throw new StepError(`process ${JSON.stringify(op.args.join(' '))} did not complete successfully: ${how}`, v, last.slice(-LAST_LINES), {
           code: 'E_RUN_FAILED', hint: 'fix the command (its last output lines are above) and build again',
         });
       }
-      const targets = ['/proc', '/dev', '/etc/resolv.conf', ...op.mounts.map((m) => ('target' in m && m.target ? m.target : '')).filter(Boolean)];
+      // mount points the sandbox had to create must not end up in the layer
+      const targets = ['/proc', '/dev', '/sys', '/etc/resolv.conf', ...op.mounts.map((m) => ('target' in m && m.target ? m.target : '')).filter(Boolean)];
       if (op.files?.length) targets.push('/dev/pipes');
       await removeMountStubs(upper, lowers, targets);
       return await this.commitLayer(upper, dir, inputs[0]!.layers);
