@@ -103,7 +103,12 @@ export async function downloadBlob(client: RegistryClient, store: Store, dir: st
     const res = await client.requestOK(`/v2/${path}/blobs/${digest}`, { scopes: [repoScope(path, 'pull')] }, `downloading blob ${digest} of ${client.host}/${path}`);
     if (!res.body) throw new HoistError('E_REGISTRY', `the registry sent no body for blob ${digest}`);
     try {
-      const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>).pipe(new SizeLimit(desc.size));
+      const web = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      const src = new SizeLimit(desc.size);
+      // pipe() does not forward errors: a dropped connection must fail the ingest, not crash the process.
+      web.on('error', (err) => src.destroy(err));
+      src.on('close', () => web.destroy());
+      web.pipe(src);
       return await store.ingest(src, dir, { digest, size: desc.size });
     } catch (e) {
       last = e;

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { HoistError } from '../util/errors.js';
 import { digestHex, parseDigest, type Digest } from '../image/digest.js';
@@ -121,6 +122,23 @@ async function pushBlob(client: RegistryClient, store: Store, path: string, desc
   return { how: 'uploaded' };
 }
 
+/**
+ * Runs a whole blob upload again when its connection broke or the registry failed (5xx):
+ * an upload session cannot be rewound, so the restart begins with a fresh HEAD and POST.
+ */
+async function withRestarts<T>(fn: () => Promise<T>, opts: PushOptions): Promise<T> {
+  const attempts = (opts.retries ?? 3) + 1;
+  for (let a = 1; ; a++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const transient = e instanceof HoistError && (e.code === 'E_REGISTRY_CONNECTION' || (e.code === 'E_REGISTRY' && /answered 5\d\d/.test(e.message)));
+      if (!transient || a >= attempts) throw e;
+      await sleep((opts.retryBaseMs ?? 250) * 2 ** (a - 1));
+    }
+  }
+}
+
 /** Pushes a local image under `ref` (its name in the store): blobs first (skipping those the registry has), manifest last. */
 export async function pushImage(store: Store, ref: string | Reference, opts: PushOptions = {}): Promise<PushResult> {
   const r = typeof ref === 'string' ? parseReference(ref) : ref;
@@ -153,7 +171,7 @@ export async function pushImage(store: Store, ref: string | Reference, opts: Pus
     if (isLayer) say(`${short}: Preparing`);
     jobs.push(
       queue.add(async () => {
-        const { how, from } = await pushBlob(client, store, path, b, opts.chunkSize ?? DEFAULT_CHUNK);
+        const { how, from } = await withRestarts(() => pushBlob(client, store, path, b, opts.chunkSize ?? DEFAULT_CHUNK), opts);
         done.push({ digest: b.digest, how });
         if (isLayer) say(`${short}: ${how === 'exists' ? 'Layer already exists' : how === 'mounted' ? `Mounted from ${from}` : 'Pushed'}`);
       }) as Promise<void>,
