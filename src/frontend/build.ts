@@ -60,11 +60,22 @@ export interface BuildResult {
 }
 
 let internalSeq = 0;
-function internal(p: Progress, name: string, status?: string): void {
+function internal(p: Progress, name: string, status?: string): string {
   const id = `internal-${internalSeq++}`;
   p.emit({ type: 'start', id, name });
   if (status) p.emit({ type: 'status', id, text: status });
   p.emit({ type: 'done', id });
+  return id;
+}
+
+/**
+ * A parser or stage warning as BuildKit's lint warnings read (linter.LintFormatShort):
+ * `Rule: message (line N)`; the rule name comes from a trailing `(Rule)` when there is one.
+ */
+export function formatWarning(w: { message: string; line: number }): string {
+  const m = /^(.*) \(([A-Z][A-Za-z]+)\)$/s.exec(w.message);
+  const msg = m ? `${m[2]}: ${m[1]}` : w.message;
+  return w.line > 0 ? `${msg} (line ${w.line})` : msg;
 }
 
 /** Runs a build. */
@@ -72,12 +83,16 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   const root = o.store.root;
   const file = o.dockerfileName ?? 'Dockerfile';
   const progress = o.progress;
-  internal(progress, `[internal] load build definition from ${file}`, `transferring dockerfile: ${Buffer.byteLength(o.dockerfileText)}B done`);
+  const definition = internal(progress, `[internal] load build definition from ${file}`, `transferring dockerfile: ${Buffer.byteLength(o.dockerfileText)}B done`);
   if (o.dockerfileText.length === 0) {
     throw new HoistError('E_EMPTY_DOCKERFILE', `the Dockerfile ${file} cannot be empty`, { hint: 'start it with FROM <image>' });
   }
   const ast = parseDockerfile(o.dockerfileText, { file });
   const stages = parseStages(ast);
+  // BuildKit builds despite these and shows each on the definition's vertex, one line with its line number
+  for (const w of [...ast.warnings, ...stages.warnings].sort((a, b) => a.line - b.line)) {
+    progress.emit({ type: 'status', id: definition, text: `WARN: ${formatWarning(w)}` });
+  }
   let emptyCtx: string | undefined;
   let ctxDir = o.contextDir;
   if (!ctxDir) {

@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, chown, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -278,7 +278,7 @@ export class Solver {
             continue;
           }
           const value = s.file !== undefined ? undefined : this.o.env[s.env ?? m.id] ?? '';
-          if (m.env) env.push(`${m.env}=${value ?? (await import('node:fs/promises')).readFile(s.file!, 'utf8')}`);
+          if (m.env) env.push(`${m.env}=${value ?? (await readFile(s.file!, 'utf8'))}`);
           if (m.target) {
             let file = s.file;
             if (file === undefined) {
