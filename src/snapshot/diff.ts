@@ -1,5 +1,4 @@
-import { createReadStream, type BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { HoistError } from '../util/errors.js';
@@ -43,6 +42,31 @@ function devNumbers(rdev: bigint): [number, number] {
 
 const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
+/** Output is gathered into chunks of about this size: fewer, larger writes through hash, gzip and file. */
+const BATCH = 256 * 1024;
+/** Files up to this size are read whole (one open/read/close) straight into the output batch. */
+const SMALL_FILE = 1024 * 1024;
+
+/** Reads exactly `size` bytes of a small file into `buf` at `off`; throws when the file shrank. */
+function readSmall(abs: string, buf: Buffer, off: number, size: number): void {
+  const fd = openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  try {
+    let n = 0;
+    while (n < size) {
+      const got = readSync(fd, buf, off + n, size - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    if (n !== size) {
+      throw new HoistError('E_TREE_CHANGED', `${abs} shrank from ${size} to ${n} bytes while it was archived`, {
+        hint: 'nothing may write to a directory while hoist turns it into a layer',
+      });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): AsyncGenerator<Buffer> {
   let xattrs = new Map<string, Map<string, Buffer>>();
   if (await xattrToolsAvailable()) {
@@ -60,16 +84,44 @@ async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): 
   const whiteout = (name: string): Buffer =>
     encodeHeader({ name, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: 0 });
 
+  // Metadata comes from synchronous calls (a local lstat is microseconds; a thread-pool
+  // round trip per file cost more than the work) and small bodies are read straight
+  // into the batch. The generator hands out a batch whenever it is full, so the event
+  // loop runs between batches and the consumer's backpressure bounds memory.
+  let batch = Buffer.allocUnsafe(BATCH);
+  let used = 0;
+  const flush = (): Buffer | null => {
+    if (used === 0) return null;
+    const out = batch.subarray(0, used);
+    batch = Buffer.allocUnsafe(BATCH);
+    used = 0;
+    return out;
+  };
+  /** Makes room for `n` more bytes; returns a full batch to hand out first, if any. */
+  const reserve = (n: number): Buffer | null => {
+    if (used + n <= batch.length) return null;
+    const out = flush();
+    if (n > batch.length) batch = Buffer.allocUnsafe(n);
+    return out;
+  };
+  const put = (b: Buffer): Buffer | null => {
+    const out = reserve(b.length);
+    b.copy(batch, used);
+    used += b.length;
+    return out;
+  };
+
   async function* walk(dir: string, rel: string): AsyncGenerator<Buffer> {
-    const names = (await readdir(dir)).sort(byBytes);
+    const names = readdirSync(dir).sort(byBytes);
     for (const name of names) {
       const abs = join(dir, name);
       const r = rel ? `${rel}/${name}` : name;
-      const st: BigIntStats = await lstat(abs, { bigint: true });
+      const st: BigIntStats = lstatSync(abs, { bigint: true });
       const attrs = xattrs.get(abs);
       if (st.isSocket()) continue; // sockets have no meaning in a layer (Docker skips them too)
+      let out: Buffer | null;
       if (overlay && st.isCharacterDevice() && st.rdev === 0n) {
-        yield whiteout(rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`);
+        if ((out = put(whiteout(rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`)))) yield out;
         continue;
       }
       if (overlay && attrs?.has('trusted.overlay.redirect')) {
@@ -82,7 +134,7 @@ async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): 
           hint: 'mount the overlay with metacopy=off for build steps',
         });
       }
-      const kept = new Map([...(attrs ?? [])].filter(([k]) => keepXattr(k)));
+      const kept = attrs ? new Map([...attrs].filter(([k]) => keepXattr(k))) : undefined;
       const e: TarEntry = {
         name: r,
         type: 'file',
@@ -91,14 +143,14 @@ async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): 
         gid: Number(st.gid),
         size: 0,
         mtime: clamp(Number(st.mtimeMs / 1000n)),
-        xattrs: kept.size ? kept : undefined,
+        xattrs: kept?.size ? kept : undefined,
       };
       if (st.isDirectory()) {
         e.type = 'dir';
         e.name = r + '/';
-        yield encodeHeader(e);
+        if ((out = put(encodeHeader(e)))) yield out;
         const opaque = attrs?.get(OVERLAY_OPAQUE_XATTR) ?? attrs?.get('user.overlay.opaque');
-        if (overlay && opaque?.toString() === 'y') yield whiteout(`${r}/${WHITEOUT_OPAQUE}`);
+        if (overlay && opaque?.toString() === 'y' && (out = put(whiteout(`${r}/${WHITEOUT_OPAQUE}`)))) yield out;
         yield* walk(abs, r);
         continue;
       }
@@ -106,27 +158,37 @@ async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): 
         const key = `${st.dev}:${st.ino}`;
         const first = seen.get(key);
         if (first !== undefined) {
-          yield encodeHeader({ ...e, type: 'link', linkname: first, xattrs: undefined });
+          if ((out = put(encodeHeader({ ...e, type: 'link', linkname: first, xattrs: undefined })))) yield out;
           continue;
         }
         seen.set(key, r);
       }
       if (st.isSymbolicLink()) {
         e.type = 'symlink';
-        e.linkname = await readlink(abs);
-        yield encodeHeader(e);
+        e.linkname = readlinkSync(abs);
+        if ((out = put(encodeHeader(e)))) yield out;
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         e.type = st.isCharacterDevice() ? 'char' : 'block';
         [e.devmajor, e.devminor] = devNumbers(st.rdev);
-        yield encodeHeader(e);
+        if ((out = put(encodeHeader(e)))) yield out;
       } else if (st.isFIFO()) {
         e.type = 'fifo';
-        yield encodeHeader(e);
+        if ((out = put(encodeHeader(e)))) yield out;
+      } else if (st.size <= BigInt(SMALL_FILE)) {
+        e.size = Number(st.size);
+        const hdr = encodeHeader(e);
+        const pad = padding(e.size);
+        if ((out = reserve(hdr.length + e.size + pad.length))) yield out;
+        hdr.copy(batch, used);
+        readSmall(abs, batch, used + hdr.length, e.size);
+        pad.copy(batch, used + hdr.length + e.size);
+        used += hdr.length + e.size + pad.length;
       } else {
         e.size = Number(st.size);
-        yield encodeHeader(e);
+        if ((out = put(encodeHeader(e)))) yield out;
+        if ((out = flush())) yield out;
         let n = 0;
-        for await (const chunk of createReadStream(abs, { highWaterMark: 256 * 1024 })) {
+        for await (const chunk of createReadStream(abs, { highWaterMark: BATCH })) {
           const buf = chunk as Buffer;
           const take = Math.min(buf.length, e.size - n);
           if (take > 0) yield take === buf.length ? buf : buf.subarray(0, take);
@@ -137,11 +199,14 @@ async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): 
             hint: 'nothing may write to a directory while hoist turns it into a layer',
           });
         }
-        yield padding(e.size);
+        if ((out = put(padding(e.size)))) yield out;
       }
     }
   }
 
   yield* walk(root, '');
-  yield END_OF_ARCHIVE;
+  const out = put(END_OF_ARCHIVE);
+  if (out) yield out;
+  const last = flush();
+  if (last) yield last;
 }
