@@ -54,6 +54,7 @@ struct spec {
   const char *exit_file;
   int die_with_parent;
   int userns;             /* create a user namespace (when not root) */
+  int seccomp;            /* install the deny-list filter (default on) */
 };
 
 /* Loads and validates the specification; on failure prints why and exits 125. */

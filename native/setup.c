@@ -14,6 +14,10 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -23,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <signal.h>
+#include <sched.h>
 
 int g_errfd = -1;
 
@@ -424,6 +429,185 @@ int recv_fd(int sock) {
   return fd;
 }
 
+
+/* ---- seccomp: a deny-list in the spirit of Docker's default profile ---- */
+
+#if defined(__x86_64__)
+#define SECCOMP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef SECCOMP_ARCH
+/* Kernel surfaces a container never needs with Docker's capability set: keyrings,
+ * BPF, perf, module and kexec loading, the mount API, namespace creation and entry,
+ * clock and swap control, userfaultfd, open_by_handle_at. */
+static const int denied_syscalls[] = {
+#define D(x) __NR_##x,
+#ifdef __NR_add_key
+  D(add_key)
+#endif
+#ifdef __NR_request_key
+  D(request_key)
+#endif
+#ifdef __NR_keyctl
+  D(keyctl)
+#endif
+#ifdef __NR_bpf
+  D(bpf)
+#endif
+#ifdef __NR_perf_event_open
+  D(perf_event_open)
+#endif
+#ifdef __NR_userfaultfd
+  D(userfaultfd)
+#endif
+#ifdef __NR_kexec_load
+  D(kexec_load)
+#endif
+#ifdef __NR_kexec_file_load
+  D(kexec_file_load)
+#endif
+#ifdef __NR_init_module
+  D(init_module)
+#endif
+#ifdef __NR_finit_module
+  D(finit_module)
+#endif
+#ifdef __NR_delete_module
+  D(delete_module)
+#endif
+#ifdef __NR_open_by_handle_at
+  D(open_by_handle_at)
+#endif
+#ifdef __NR_lookup_dcookie
+  D(lookup_dcookie)
+#endif
+#ifdef __NR_mount
+  D(mount)
+#endif
+#ifdef __NR_umount2
+  D(umount2)
+#endif
+#ifdef __NR_pivot_root
+  D(pivot_root)
+#endif
+#ifdef __NR_fsopen
+  D(fsopen)
+#endif
+#ifdef __NR_fsconfig
+  D(fsconfig)
+#endif
+#ifdef __NR_fsmount
+  D(fsmount)
+#endif
+#ifdef __NR_fspick
+  D(fspick)
+#endif
+#ifdef __NR_move_mount
+  D(move_mount)
+#endif
+#ifdef __NR_open_tree
+  D(open_tree)
+#endif
+#ifdef __NR_mount_setattr
+  D(mount_setattr)
+#endif
+#ifdef __NR_swapon
+  D(swapon)
+#endif
+#ifdef __NR_swapoff
+  D(swapoff)
+#endif
+#ifdef __NR_reboot
+  D(reboot)
+#endif
+#ifdef __NR_settimeofday
+  D(settimeofday)
+#endif
+#ifdef __NR_clock_settime
+  D(clock_settime)
+#endif
+#ifdef __NR_clock_adjtime
+  D(clock_adjtime)
+#endif
+#ifdef __NR_adjtimex
+  D(adjtimex)
+#endif
+#ifdef __NR_acct
+  D(acct)
+#endif
+#ifdef __NR_quotactl
+  D(quotactl)
+#endif
+#ifdef __NR_iopl
+  D(iopl)
+#endif
+#ifdef __NR_ioperm
+  D(ioperm)
+#endif
+#ifdef __NR_setns
+  D(setns)
+#endif
+#ifdef __NR_unshare
+  D(unshare)
+#endif
+#ifdef __NR_uselib
+  D(uselib)
+#endif
+#ifdef __NR_create_module
+  D(create_module)
+#endif
+#ifdef __NR_get_kernel_syms
+  D(get_kernel_syms)
+#endif
+#ifdef __NR_query_module
+  D(query_module)
+#endif
+#ifdef __NR_nfsservctl
+  D(nfsservctl)
+#endif
+#ifdef __NR__sysctl
+  D(_sysctl)
+#endif
+#undef D
+};
+
+#define DENY BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+
+static void apply_seccomp(void) {
+  struct sock_filter f[4 + 4 + 2 * (sizeof denied_syscalls / sizeof denied_syscalls[0]) + 8];
+  size_t n = 0;
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_ARCH, 1, 0);
+  f[n++] = (struct sock_filter)DENY; /* foreign ABIs (i386 via int 0x80) get nothing */
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#ifdef __x86_64__
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1); /* x32 */
+  f[n++] = (struct sock_filter)DENY;
+#endif
+  for (size_t i = 0; i < sizeof denied_syscalls / sizeof denied_syscalls[0]; i++) {
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied_syscalls[i], 0, 1);
+    f[n++] = (struct sock_filter)DENY;
+  }
+#ifdef __NR_clone3
+  /* clone3 passes its flags in memory the filter cannot read: ENOSYS makes libc fall back to clone */
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+#endif
+  /* clone may not create namespaces (the low word of its first argument holds the flags) */
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3);
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+  f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP, 0, 1);
+  f[n++] = (struct sock_filter)DENY;
+  f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = { (unsigned short)n, f };
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) child_fail(EXIT_HOIST, "installing the seccomp filter: %s", strerror(errno));
+}
+#else
+static void apply_seccomp(void) {}
+#endif
+
 /* ---- user, groups, capabilities ---- */
 
 struct pwent { char name[256]; uid_t uid; gid_t gid; char home[PATH_MAX]; int found; };
@@ -643,6 +827,7 @@ void exec_command(const struct spec *s, int errfd, int slave) {
   data[1].effective = data[1].permitted = (unsigned)(keep >> 32);
   if (syscall(SYS_capset, &hdr, data) < 0) child_fail(EXIT_HOIST, "capset: %s", strerror(errno));
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(EXIT_HOIST, "no_new_privs: %s", strerror(errno));
+  if (s->seccomp) apply_seccomp();
 
   const char *cmd = s->args[0];
   int err = ENOENT;

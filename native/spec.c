@@ -199,4 +199,5 @@ void load_spec(struct spec *s, const char *text, size_t len) {
   s->exit_file = str_or(root, "exitFile", NULL);
   s->die_with_parent = bool_or(root, "dieWithParent", 0);
   s->userns = geteuid() != 0;
+  s->seccomp = bool_or(root, "seccomp", 1);
 }

@@ -51,6 +51,8 @@ export interface SandboxSpec {
   detach?: boolean;
   /** Where the helper writes `{"exitCode":N,"finishedAt":...}` when the command ends. */
   exitFile?: string;
+  /** Deny-list seccomp filter (keyrings, BPF, perf, modules, mount API, namespaces, clocks); default true. */
+  seccomp?: boolean;
   /** Kill the sandbox when the process that started the helper dies. */
   dieWithParent?: boolean;
 }

@@ -146,3 +146,10 @@ t('hostile image: mount targets behind symlinks and a FIFO /etc/passwd stay cont
     removeRootfs(hostile);
   }
 });
+
+t('seccomp: new namespaces, keyrings and the mount API are refused; ordinary work is not', async (tt) => {
+  const r = await sh('grep "^Seccomp:" /proc/self/status; for f in -U -m -n -p; do unshare $f true 2>/dev/null; echo $?; done; (sleep 0 & wait) && echo fork-ok; echo x > /tmp/f && cat /tmp/f');
+  tt.is(r.stdout, 'Seccomp:\t2\n1\n1\n1\n1\nfork-ok\nx\n', r.stderr);
+  const off = await sh('grep "^Seccomp:" /proc/self/status', { seccomp: false });
+  tt.is(off.stdout, 'Seccomp:\t0\n');
+});
