@@ -5,8 +5,7 @@
  * names and child digests. With a stat cache, unchanged files are not read.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type { StatCache } from '../context/statcache.js';
 
@@ -34,24 +33,56 @@ async function header(abs: string, st: BigIntStats, opts: HashOptions): Promise<
   // directories are hashed on every build: their xattrs are left out so a no-op build spawns nothing
   const xa = opts.xattrs && !st.isDirectory() ? await opts.xattrs(abs) : undefined;
   const x = xa ? [...xa].sort(([a], [b]) => byBytes(a, b)).map(([k, v]) => `${k}=${v.toString('hex')}`).join(',') : '';
-  const link = st.isSymbolicLink() ? await readlink(abs) : '';
+  const link = st.isSymbolicLink() ? readlinkSync(abs) : '';
   const size = st.isFile() ? st.size : 0n;
   const rdev = st.isCharacterDevice() || st.isBlockDevice() ? st.rdev : 0n;
   return JSON.stringify([typeOf(st), Number(st.mode & 0o7777n), Number(st.uid), Number(st.gid), String(size), link, x, String(rdev)]);
 }
 
-async function fileBytesDigest(abs: string): Promise<string> {
+/** Files up to this size are read with one synchronous read into a shared buffer. */
+const SMALL_FILE = 1 << 20;
+let smallBuf: Buffer | undefined;
+
+async function fileBytesDigest(abs: string, size: bigint): Promise<string> {
   const h = createHash('sha256');
+  if (size <= BigInt(SMALL_FILE)) {
+    // the common case: no stream and no per-file buffer, which cost more than the hashing
+    smallBuf ??= Buffer.allocUnsafe(SMALL_FILE + 1);
+    const fd = openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    try {
+      let n = 0;
+      for (;;) {
+        const got = readSync(fd, smallBuf, n, smallBuf.length - n, null);
+        if (got === 0) break;
+        n += got;
+        if (n === smallBuf.length) break;
+      }
+      if (n <= SMALL_FILE) return h.update(smallBuf.subarray(0, n)).digest('hex');
+    } finally {
+      closeSync(fd);
+    }
+    // it grew past the small size since the lstat: hash it as a stream like any big file
+  }
   for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 
+/** Entries handled between two turns of the event loop, so a huge context does not stall progress output. */
+const YIELD_EVERY = 512;
+let sinceYield = 0;
+
 /**
  * Digest of the tree at `abs` (`rel` is its context-relative name, used for the
  * stat cache and the include filter). Symlinks are hashed as links, never followed.
+ * Metadata comes from synchronous calls: a local lstat is microseconds, less than a
+ * thread-pool round trip, and a no-op rebuild is almost nothing but lstats.
  */
 export async function hashTree(abs: string, rel: string, opts: HashOptions = {}, st?: BigIntStats): Promise<string> {
-  st ??= await lstat(abs, { bigint: true });
+  st ??= lstatSync(abs, { bigint: true });
+  if (++sinceYield >= YIELD_EVERY) {
+    sinceYield = 0;
+    await new Promise<void>((r) => setImmediate(r));
+  }
   if (!st.isDirectory()) {
     const key = opts.statCache?.key(rel, st);
     if (key !== undefined) {
@@ -59,23 +90,18 @@ export async function hashTree(abs: string, rel: string, opts: HashOptions = {},
       if (cached) return cached;
     }
     const h = createHash('sha256').update(await header(abs, st, opts));
-    if (st.isFile()) h.update('\0' + (await fileBytesDigest(abs)));
+    if (st.isFile()) h.update('\0' + (await fileBytesDigest(abs, st.size)));
     const d = `sha256:${h.digest('hex')}`;
     if (key !== undefined) opts.statCache!.set(rel, key, d);
     return d;
   }
   const h = createHash('sha256').update(await header(abs, st, opts));
-  const names = (await readdir(abs)).sort(byBytes);
-  // children are hashed in parallel batches and folded in name order
-  const BATCH = 64;
-  for (let i = 0; i < names.length; i += BATCH) {
-    const parts = await Promise.all(names.slice(i, i + BATCH).map(async (name) => {
-      const childRel = rel === '' || rel === '.' ? name : `${rel}/${name}`;
-      const cst = await lstat(join(abs, name), { bigint: true });
-      if (opts.include && !opts.include(childRel, cst.isDirectory())) return '';
-      return `\0${name}\0${await hashTree(join(abs, name), childRel, opts, cst)}`;
-    }));
-    for (const p of parts) if (p) h.update(p);
+  const names = readdirSync(abs).sort(byBytes);
+  for (const name of names) {
+    const childRel = rel === '' || rel === '.' ? name : `${rel}/${name}`;
+    const cst = lstatSync(join(abs, name), { bigint: true });
+    if (opts.include && !opts.include(childRel, cst.isDirectory())) continue;
+    h.update(`\0${name}\0${await hashTree(join(abs, name), childRel, opts, cst)}`);
   }
   return `sha256:${h.digest('hex')}`;
 }

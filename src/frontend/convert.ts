@@ -191,7 +191,8 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
 
   const target = opts.target === undefined ? all[all.length - 1]! : byName.get(opts.target.toLowerCase());
   if (!target) {
-    const names = all.filter((d) => d.stage.name).map((d) => d.stage.name!);
+    // a duplicated name is one stage as far as --target goes (the last one)
+    const names = [...new Set(all.filter((d) => d.stage.name).map((d) => d.stage.name!))];
     throw new HoistError('E_TARGET', `target stage ${JSON.stringify(opts.target)} could not be found`, {
       hint: names.length ? `stages in this Dockerfile: ${names.join(', ')}` : 'this Dockerfile has no named stages; name one with FROM ... AS <name>',
     });

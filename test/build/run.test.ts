@@ -64,6 +64,10 @@ it('a FROM takes the latest stage of that name defined before it; --from and the
   t.is(await readFile(join(out, 'from-c'), 'utf8'), 'two\n', 'c is built on the second a');
   // --from resolves after every stage is known: the last stage of the name
   t.is(await readFile(join(out, 'from-a'), 'utf8'), 'two\n');
+  const target = join(work, 'dup-target-out');
+  const r = await hoist(root, ['build', '--target', 'a', '--output', `type=local,dest=${target}`, dir]);
+  t.is(r.code, 0, r.stderr);
+  t.is(await readFile(join(target, 'v'), 'utf8'), 'two\n', '--target takes the last stage of the name');
   const warns = stderr.split('\n').filter((l) => /^#\d+ WARN: /.test(l));
   t.deepEqual(warns.map((l) => l.replace(/^#\d+ /, '')), [
     'WARN: DuplicateStageName: Duplicate stage name "a", stage names should be unique (first defined on line 1) (line 5)',
