@@ -107,6 +107,9 @@ export async function downloadBlob(client: RegistryClient, store: Store, dir: st
       const src = new SizeLimit(desc.size);
       // pipe() does not forward errors: a dropped connection must fail the ingest, not crash the process.
       web.on('error', (err) => src.destroy(err));
+      // The ingest attaches its own listeners only after opening its temporary file; an error before
+      // that must not be an unhandled 'error' event (the ingest still sees it: the stream is errored).
+      src.on('error', () => undefined);
       src.on('close', () => web.destroy());
       web.pipe(src);
       return await store.ingest(src, dir, { digest, size: desc.size });
@@ -147,7 +150,6 @@ export async function pullImage(store: Store, ref: string | Reference, opts: Pul
   say(`${r.digest ?? r.tag}: Pulling from ${r.path}`);
 
   const top = await fetchManifest(client, path, r.digest ?? r.tag!, display);
-  const extraJSON: FetchedManifest[] = [];
   let m = top;
   if (isIndexType(top.mediaType)) {
     const idx = JSON.parse(top.bytes.toString('utf8')) as ImageIndex;
@@ -155,7 +157,6 @@ export async function pullImage(store: Store, ref: string | Reference, opts: Pul
     m = await fetchManifest(client, path, parseDigest(chosen.digest, 'manifest digest'), `${display} (${chosen.platform?.os}/${chosen.platform?.architecture})`);
     if (m.digest !== chosen.digest) throw new HoistError('E_DIGEST_MISMATCH', `platform manifest of ${display}: expected ${chosen.digest}, got ${m.digest}`);
     if (!isManifestType(m.mediaType)) throw new HoistError('E_MANIFEST', `${display}: the platform entry ${chosen.digest} is not an image manifest`);
-    extraJSON.push(top);
   }
   const manifest = JSON.parse(m.bytes.toString('utf8')) as ImageManifest;
   validateManifest(manifest, `the manifest of ${display}`);
@@ -206,13 +207,14 @@ export async function pullImage(store: Store, ref: string | Reference, opts: Pul
       throw new HoistError('E_MANIFEST', `the image config of ${display} lists ${config?.rootfs?.diff_ids?.length ?? 'no'} diff IDs for ${manifest.layers.length} layers`);
     }
 
-    const topDesc: Descriptor = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+    // The name points at the platform manifest, not at the index: the store's checker wants every
+    // manifest of an index present, and only this platform's was fetched (Docker's classic store does the same).
+    const topDesc: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
     const name = r.tag !== undefined && !r.digest ? formatReference(r) : undefined;
     let updated = true;
     await store.withLock(async () => {
       await store.commit(ingested);
       await store.putBlob(m.bytes, m.mediaType);
-      for (const x of extraJSON) await store.putBlob(x.bytes, x.mediaType);
       await store.modifyIndexLocked(async (idx) => {
         if (name) {
           const prev = idx.manifests.find((d) => nameOf(d) === name);

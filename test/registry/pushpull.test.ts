@@ -1,6 +1,7 @@
 // Push/pull round trips against a real distribution registry on loopback, with a recording
 // proxy in front to count what hoist asks for.
 import anyTest, { type TestFn } from 'ava';
+import { createHash } from 'node:crypto';
 import { busyboxArchive, freePort, hoist, registryUnavailable, sandboxDirs, startProxy, startRegistry, type Registry } from './helpers.js';
 
 const test = anyTest as TestFn<{ reg: Registry }>;
@@ -134,6 +135,8 @@ const blobUploads = (seen: { method: string; url: string }[]) => seen.filter((s)
   t.is(p.code, 0, p.stderr);
   t.is((await inspect(benv, name)).Id, id);
   t.is((await hoist(benv, ['system', 'check'])).code, 0);
+  // Only the chosen platform's blobs were fetched.
+  t.notRegex((await hoist(benv, ['images', '-a'])).stdout, /s390x/);
 });
 
 (skip ? test.skip : test)('clear errors: unknown manifest names the reference; refused connection; unknown host; no local image', async (t) => {
@@ -179,7 +182,7 @@ const blobUploads = (seen: { method: string; url: string }[]) => seen.filter((s)
   t.regex(viaEnv.stderr, /x:y not found/);
 });
 
-(skip ? test.skip : test)('a manifest list / OCI index: pull picks linux/amd64 and keeps the index digest', async (t) => {
+(skip ? test.skip : test)('a manifest list / OCI index: pull picks linux/amd64, prints the index digest, names the platform manifest', async (t) => {
   const host = t.context.reg.host;
   const name = `${host}/multi/busybox:single`;
   const a = await loaded(name);
@@ -188,23 +191,29 @@ const blobUploads = (seen: { method: string; url: string }[]) => seen.filter((s)
   const single = await inspect(a.env, name);
   const manifestRes = await fetch(`http://${host}/v2/multi/busybox/manifests/single`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   const size = (await manifestRes.arrayBuffer()).byteLength;
+  // A second real platform: the same layer under a config that says s390x, pushed by digest.
+  const manifest = JSON.parse(await (await fetch(`http://${host}/v2/multi/busybox/manifests/single`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).text());
+  const config = JSON.parse(await (await fetch(`http://${host}/v2/multi/busybox/blobs/${manifest.config.digest}`)).text());
+  const otherCfg = Buffer.from(JSON.stringify({ ...config, architecture: 's390x' }));
+  const cfgDigest = `sha256:${createHash('sha256').update(otherCfg).digest('hex')}`;
+  const start = await fetch(`http://${host}/v2/multi/busybox/blobs/uploads/`, { method: 'POST' });
+  const loc = new URL(start.headers.get('location')!, `http://${host}/`);
+  loc.searchParams.set('digest', cfgDigest);
+  t.is((await fetch(loc, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: otherCfg })).status, 201);
+  const other = Buffer.from(JSON.stringify({ ...manifest, config: { ...manifest.config, digest: cfgDigest, size: otherCfg.length } }));
+  const otherDigest = `sha256:${createHash('sha256').update(other).digest('hex')}`;
+  t.is((await fetch(`http://${host}/v2/multi/busybox/manifests/${otherDigest}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: other })).status, 201);
   const index = JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
     manifests: [
-      // A platform hoist must not pick, listed first, pointing at a manifest the registry does not have.
-      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'1'.repeat(64)}`, size: 10, platform: { os: 'linux', architecture: 's390x' } },
+      // The platform hoist must not pick comes first.
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: otherDigest, size: other.length, platform: { os: 'linux', architecture: 's390x' } },
       { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: single.Descriptor.digest, size, platform: { os: 'linux', architecture: 'amd64' } },
     ],
   });
   const put = await fetch(`http://${host}/v2/multi/busybox/manifests/multi`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index });
-  if (put.status !== 201) {
-    // distribution 2.8 checks that every child manifest exists; fall back to a list of just amd64.
-    t.log(`registry refused the two-platform index (${put.status}); using one entry`);
-    const one = JSON.stringify({ ...JSON.parse(index), manifests: [JSON.parse(index).manifests[1]] });
-    const put2 = await fetch(`http://${host}/v2/multi/busybox/manifests/multi`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: one });
-    t.is(put2.status, 201, await put2.text());
-  }
+  t.is(put.status, 201, await put.text());
   const digest = (await fetch(`http://${host}/v2/multi/busybox/manifests/multi`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } })).headers.get('docker-content-digest');
   const b = await sandboxDirs();
   t.teardown(b.cleanup);
@@ -215,5 +224,8 @@ const blobUploads = (seen: { method: string; url: string }[]) => seen.filter((s)
   const img = await inspect(benv, `${host}/multi/busybox:multi`);
   t.is(img.Id, single.Id);
   t.is(img.Descriptor.digest, single.Descriptor.digest);
-  t.is((await hoist(benv, ['system', 'check'])).code, 0);
+  const check = await hoist(benv, ['system', 'check']);
+  t.is(check.code, 0, check.stdout);
+  // Only the chosen platform's blobs were fetched.
+  t.notRegex((await hoist(benv, ['images', '-a'])).stdout, /s390x/);
 });
