@@ -188,12 +188,15 @@ t('-it on a real terminal: raw relay, window size, and SIGWINCH resizing', async
   // util-linux `script` gives hoist a pty as its terminal; the resize comes from outside, as a user's would
   const inner = `stty rows 40 cols 100; (sleep 1; stty rows 50 cols 120 </dev/tty) & HOIST_ROOT=${root} ${process.execPath} ${hoistBin} run --rm -it busybox sh -c 'stty size; tty; sleep 2; stty size; exit 5'`;
   const r = await new Promise<Result>((resolve) => {
-    const p = spawn('script', ['-qec', inner, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // script's stdin stays open: at EOF, script types an end-of-file character into the terminal,
+    // which the raw relay would pass on to the container (seen as a stray ^@ in the output)
+    const p = spawn('script', ['-qec', inner, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.on('exit', () => p.stdin.end());
   });
   tt.is(r.code, 5, r.stdout + r.stderr);
   tt.regex(r.stdout, /40 100\r\n\/dev\/pts\/\d+\r\n50 120\r\n/);
