@@ -2,7 +2,7 @@ import yargs from 'yargs';
 import { readFileSync } from 'node:fs';
 import { HoistError } from '../util/errors.js';
 import type { CliIO } from './io.js';
-import { commands } from './commands/index.js';
+import { loadCommands } from './commands/index.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -38,7 +38,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       exitCode = EXIT_USAGE;
       void yy;
     });
-  for (const c of commands) {
+  for (const c of await loadCommands(argv)) {
     y.command({
       command: c.command as string | readonly string[],
       describe: c.describe,

@@ -9,12 +9,18 @@ import { forwardSignals, foregroundStdio, processOptions, reparse } from './run.
 
 const execOptions = (y: Argv): Argv => processOptions(y);
 
+const EXEC_USAGE = 'hoist exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\nRun a command in a running container, joining its namespaces.';
+
 export const execCommand: HoistCommand = {
   command: 'exec [container] [command..]',
   describe: 'Run a command in a running container (joining its namespaces)',
   builder: (y) => execOptions(y.parserConfiguration({ 'halt-at-non-option': true })),
   handler: async (raw, io) => {
-    const { opts: args, words } = reparse(raw, 'exec', execOptions);
+    const { opts: args, words, help } = reparse(raw, 'exec', execOptions, EXEC_USAGE);
+    if (help !== undefined) {
+      io.stdout.write(help + '\n');
+      return 0;
+    }
     if (words.length < 2) throw new HoistError('E_USAGE', '"hoist exec" needs a container and a command', { hint: 'hoist exec [OPTIONS] CONTAINER COMMAND [ARG...]', exitCode: 125 });
     const root = resolveRoot((args.root ?? raw.root) as string | undefined, io.env, io.cwd);
     let c;

@@ -75,23 +75,33 @@ function parseTmpfs(t: string): SandboxMount {
  * parses hoist's own flags up to the first word that is not one (the image or the
  * container), and keeps the rest, flags included, for the command to run.
  */
-export function reparse(args: Record<string, unknown>, cmd: string, define: (y: Argv) => Argv): { opts: Record<string, unknown>; words: string[] } {
+export function reparse(args: Record<string, unknown>, cmd: string, define: (y: Argv) => Argv, usage: string): { opts: Record<string, unknown>; words: string[]; help?: string } {
   const all = ((args._ as unknown[]) ?? []).map(String);
   let i = 0;
   if (all[i] === cmd) i++;
   if (all[i] === cmd) i++; // yargs keeps the matched command word in `_` once more
   const y = define(yargs(all.slice(i)))
-    .option('root', { type: 'string' })
-    .option('debug', { type: 'boolean' })
-    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': false })
+    .scriptName('hoist')
+    .usage(usage)
     .help(false)
+    .option('root', { type: 'string', describe: 'Store root' })
+    .option('debug', { type: 'boolean', hidden: true })
+    // -h/--help among hoist's own flags (before the image) asks for this help; after it, it is the command's
+    .option('help', { alias: 'h', type: 'boolean', describe: 'Show help' })
+    .parserConfiguration({ 'halt-at-non-option': true, 'populate--': false })
     .version(false)
     .strictOptions()
     .exitProcess(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((msg: string, err: Error | undefined) => {
       throw err ?? new HoistError('E_USAGE', `hoist ${cmd}: ${msg}`, { hint: `see \`hoist ${cmd} --help\``, exitCode: 125 });
     });
   const opts = y.parseSync() as Record<string, unknown>;
+  if (opts.help === true) {
+    let help = '';
+    y.showHelp((s: string) => (help = s));
+    return { opts, words: [], help };
+  }
   return { opts, words: ((opts._ as unknown[]) ?? []).map(String) };
 }
 
@@ -114,6 +124,8 @@ export function foregroundStdio(io: CliIO, interactive: boolean): SandboxStdio {
   };
 }
 
+const RUN_USAGE = 'hoist run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun a command in a new container. Options go before the image; everything after it is the command.';
+
 export const runCommand: HoistCommand = {
   command: 'run [image] [command..]',
   describe: 'Run a command in a new container',
@@ -122,7 +134,11 @@ export const runCommand: HoistCommand = {
       .positional('image', { type: 'string', describe: 'Image name or ID' })
       .positional('command', { type: 'string', array: true, describe: 'Command and arguments (replace the image CMD)' }),
   handler: async (raw, io) => {
-    const { opts: args, words } = reparse(raw, 'run', runOptions);
+    const { opts: args, words, help } = reparse(raw, 'run', runOptions, RUN_USAGE);
+    if (help !== undefined) {
+      io.stdout.write(help + '\n');
+      return 0;
+    }
     if (words.length === 0) throw new HoistError('E_USAGE', '"hoist run" needs an image', { hint: 'hoist run [OPTIONS] IMAGE [COMMAND] [ARG...]', exitCode: 125 });
     const imageName = words[0]!;
     const command = words.slice(1);
