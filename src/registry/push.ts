@@ -50,7 +50,7 @@ function withDigest(location: string, digest: Digest): string {
 }
 
 /** Uploads one blob: HEAD (skip if present), then mount from a sibling repository, else monolithic or chunked upload. */
-async function pushBlob(client: RegistryClient, store: Store, path: string, desc: Descriptor, chunkSize: number): Promise<{ how: 'exists' | 'mounted' | 'uploaded'; from?: string }> {
+export async function pushBlob(client: RegistryClient, store: Store, path: string, desc: Descriptor, chunkSize: number): Promise<{ how: 'exists' | 'mounted' | 'uploaded'; from?: string }> {
   const digest = parseDigest(desc.digest, 'blob digest');
   const scope = repoScope(path, 'pull,push');
   const head = await client.request(`/v2/${path}/blobs/${digest}`, { method: 'HEAD', scopes: [scope] });
@@ -126,7 +126,7 @@ async function pushBlob(client: RegistryClient, store: Store, path: string, desc
  * Runs a whole blob upload again when its connection broke or the registry failed (5xx):
  * an upload session cannot be rewound, so the restart begins with a fresh HEAD and POST.
  */
-async function withRestarts<T>(fn: () => Promise<T>, opts: PushOptions): Promise<T> {
+export async function withRestarts<T>(fn: () => Promise<T>, opts: PushOptions): Promise<T> {
   const attempts = (opts.retries ?? 3) + 1;
   for (let a = 1; ; a++) {
     try {

@@ -15,7 +15,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
-import { CacheIndex } from '../cache/index.js';
+import { CacheIndex, type CacheRecord } from '../cache/index.js';
+import type { CacheImports } from '../cache/remote.js';
 import type { BuildContext } from '../context/context.js';
 import { IgnoreMatcher } from '../context/dockerignore.js';
 import { chainIDs, openLayer } from '../image/chainid.js';
@@ -37,6 +38,8 @@ export interface Solved {
   /** The cache key (for the context: a constant; its content enters the keys of the steps that read it). */
   key: string;
   local?: boolean;
+  /** Cache keys of the steps that made `layers` (the records `--cache-to mode=min` exports). */
+  keys?: string[];
 }
 
 /** A build secret given with `--secret id=…,src=…|env=…`. */
@@ -53,6 +56,8 @@ export interface SolverOptions {
   secrets: Map<string, SecretSource>;
   env: NodeJS.ProcessEnv;
   concurrency?: number;
+  /** Caches given with `--cache-from`: asked for a key that misses locally. */
+  imports?: CacheImports;
 }
 
 /** A RUN step that failed: the command, its exit status, where it came from and its last output. */
@@ -76,6 +81,8 @@ export class Solver {
   private readonly queue: PQueue;
   private readonly cache: CacheIndex;
   private readonly snapshotDirs = new Map<string, Promise<string[]>>();
+  /** Every cache record this build used or made, by key (what `--cache-to mode=max` exports). */
+  readonly records = new Map<string, CacheRecord>();
 
   constructor(private readonly o: SolverOptions) {
     this.queue = new PQueue({ concurrency: o.concurrency ?? Math.max(2, availableParallelism()) });
@@ -106,32 +113,57 @@ export class Solver {
     }
     const inputs = await Promise.all(v.inputs.map((i) => this.solve(i)));
     if (op.type === 'merge') {
-      return { layers: [...inputs[0]!.layers, ...inputs[1]!.layers], key: sha256Digest(canonicalJSON({ merge: inputs.map((i) => i.key) })) };
+      return { layers: [...inputs[0]!.layers, ...inputs[1]!.layers], key: sha256Digest(canonicalJSON({ merge: inputs.map((i) => i.key) })), keys: [...(inputs[0]!.keys ?? []), ...(inputs[1]!.keys ?? [])] };
     }
     const key = await this.cacheKey(v, inputs);
     const id = digestOf(v);
     const parent = inputs[0]!;
+    const keys = [...(parent.keys ?? []), key];
     if (!v.ignoreCache) {
-      const rec = await this.cache.get(key);
-      if (rec && (!rec.layer || (await this.o.store.hasBlob(rec.layer.blob.digest)))) {
+      const rec = await this.lookup(key, v, id);
+      if (rec) {
+        this.records.set(key, rec);
         this.o.progress.emit({ type: 'start', id, name: v.name });
         this.o.progress.emit({ type: 'cached', id });
-        return { layers: rec.layer ? [...parent.layers, rec.layer] : parent.layers, key };
+        return { layers: rec.layer ? [...parent.layers, rec.layer] : parent.layers, key, keys };
       }
     }
     return this.queue.add(async () => {
       this.o.progress.emit({ type: 'start', id, name: v.name });
       try {
         const layer = op.type === 'exec' ? await this.runExec(v, op, inputs, id) : await this.runFile(v, op as FileOp, inputs);
-        await this.cache.put({ key, layer, created: layer.created ?? new Date().toISOString() });
+        const rec: CacheRecord = { key, layer, created: layer.created ?? new Date().toISOString() };
+        await this.cache.put(rec);
+        this.records.set(key, rec);
         this.o.progress.emit({ type: 'done', id });
-        return { layers: [...parent.layers, layer], key };
+        return { layers: [...parent.layers, layer], key, keys };
       } catch (e) {
         const msg = e instanceof HoistError ? e.message : (e as Error).message;
         this.o.progress.emit({ type: 'error', id, message: msg });
         throw e;
       }
     }) as Promise<Solved>;
+  }
+
+  /**
+   * A usable cache record for `key`: the local one while its blob is in the store, else
+   * one from an imported cache (its blob fetched and verified, the record then kept
+   * locally). An imported blob that cannot be fetched or verified is a miss, with a
+   * warning on the step, as BuildKit treats cache import failures.
+   */
+  private async lookup(key: string, v: Vertex, id: string): Promise<CacheRecord | undefined> {
+    const rec = await this.cache.get(key);
+    if (rec && (!rec.layer || (await this.o.store.hasBlob(rec.layer.blob.digest)))) return rec;
+    if (!this.o.imports) return undefined;
+    try {
+      const imp = await this.o.imports.fetch(key);
+      if (imp) await this.cache.put(imp);
+      return imp;
+    } catch (e) {
+      this.o.progress.emit({ type: 'start', id, name: v.name });
+      this.o.progress.emit({ type: 'status', id, text: `WARN: ${(e as Error).message}; running the step` });
+      return undefined;
+    }
   }
 
   private localDone?: Promise<void>;
