@@ -7,12 +7,11 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { CacheImports, describeCache, exportLocal, exportRegistry, type CacheExportSpec, type CacheImportSpec } from '../cache/remote.js';
 import { BuildContext } from '../context/context.js';
-import { DockerfileError } from '../dockerfile/errors.js';
 import { parseStages } from '../dockerfile/instructions.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
 import { saveArchive } from '../image/archive-save.js';
-import { imageLayers } from '../image/chainid.js';
 import type { Digest } from '../image/digest.js';
 import { hostPlatform, type Store } from '../image/store.js';
 import { normalizeName } from '../image/reference.js';
@@ -23,13 +22,15 @@ import { tarDirectory } from '../snapshot/diff.js';
 import { prepareSnapshots } from '../snapshot/store.js';
 import { chainIDs, openLayer } from '../image/chainid.js';
 import { digestOf } from '../llb/ops.js';
+import type { CacheRecord } from '../cache/index.js';
 import { Solver, StepError, type SecretSource } from '../solver/solver.js';
 import { HoistError } from '../util/errors.js';
-import { convert, type ResolvedBase } from './convert.js';
+import { convert } from './convert.js';
+import { BaseImageResolver, pushNames, type BuildRegistryOptions } from './registry.js';
 
 /** Where the result goes (`--output`). */
 export type BuildOutput =
-  | { type: 'image' }
+  | { type: 'image'; push?: boolean; names?: string[] }
   | { type: 'oci' | 'docker'; dest: string | Writable }
   | { type: 'local'; dest: string }
   | { type: 'tar'; dest: string | Writable };
@@ -51,6 +52,12 @@ export interface BuildOptions {
   output: BuildOutput;
   progress: Progress;
   env: NodeJS.ProcessEnv;
+  /** `--cache-to`: export the build cache to these places after the build. */
+  cacheTo?: CacheExportSpec[];
+  /** `--cache-from`: caches a step may be taken from when it misses locally. */
+  cacheFrom?: CacheImportSpec[];
+  /** Registry access for FROM images and pushes: `--pull`, insecure hosts, DOCKER_CONFIG (default: the build's env). */
+  registry?: BuildRegistryOptions;
 }
 
 export interface BuildResult {
@@ -102,26 +109,12 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
   try {
     const context = await BuildContext.open(ctxDir, o.dockerfilePath ?? (o.contextDir ? undefined : '-'), join(root, 'cache', 'stat'));
     internal(progress, '[internal] load .dockerignore', `transferring context: ${context.patterns.length ? 'patterns loaded' : '2B'} done`);
-    const metadataShown = new Set<string>();
-    const resolveImage = async (ref: string, where: () => DockerfileError): Promise<ResolvedBase> => {
-      let img;
-      try {
-        img = await o.store.findImage(ref);
-      } catch (e) {
-        const w = where();
-        throw new DockerfileError('E_NO_IMAGE', `${ref}: image not found in the local store`, w.location,
-          `load it first (hoist load -i image.tar) or build it; hoist does not pull from registries in builds yet`);
-      }
-      const name = img.names[0] ?? ref;
-      if (!metadataShown.has(name)) internal(progress, `[internal] load metadata for ${name}`);
-      metadataShown.add(name);
-      return {
-        name, id: img.id, config: img.config,
-        layers: imageLayers(img).map((l) => ({ diffID: l.diffID, blob: { mediaType: l.descriptor.mediaType, digest: l.descriptor.digest as Digest, size: l.descriptor.size } })),
-      };
-    };
+    // FROM images: the local store first, else (or with --pull, when the tag moved) the registry
+    const bases = new BaseImageResolver(o.store, progress, { env: o.env, ...o.registry });
+    const resolveImage = bases.resolve;
     const conv = await convert({ ast, stages, buildArgs: o.buildArgs, target: o.target, labels: o.labels, noCache: o.noCache, platform: hostPlatform(), resolveImage });
-    const solver = new Solver({ store: o.store, root, context, progress, secrets: o.secrets, env: o.env });
+    const imports = await importCaches(o);
+    const solver = new Solver({ store: o.store, root, context, progress: bases.wrap(progress, conv.vertex), secrets: o.secrets, env: o.env, ...(imports ? { imports } : {}) });
     let solved;
     try {
       solved = await solver.solve(conv.vertex);
@@ -130,6 +123,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       throw e;
     } finally {
       await context.save().catch(() => undefined);
+      await imports?.close();
     }
     void digestOf;
     const exportId = 'export';
@@ -161,23 +155,70 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
         await rm(tmp, { recursive: true, force: true });
       }
       progress.emit({ type: 'done', id: exportId });
+      await exportCaches(o, solver.records, solved.keys ?? []);
       return { id: '' as Digest, config: {}, names: [] };
     }
     progress.emit({ type: 'start', id: exportId, name: 'exporting to image' });
     progress.emit({ type: 'status', id: exportId, text: 'exporting layers done' });
-    const img = await exportImage(o.store, conv.image, solved.layers, conv.baseHistoryLength, o.tags);
+    // the image exporter's name= names the image too; with push=true (--push, type=registry) those
+    // names (else the -t tags) go to their registries, as buildx does
+    const extra = out.type === 'image' ? (out.names ?? []).filter((n) => !o.tags.some((t) => normalizeName(t) === normalizeName(n))) : [];
+    const pushTo = out.type === 'image' && out.push ? (out.names?.length ? out.names : o.tags) : [];
+    const img = await exportImage(o.store, conv.image, solved.layers, conv.baseHistoryLength, [...o.tags, ...extra]);
     progress.emit({ type: 'status', id: exportId, text: `writing image ${img.id} done` });
-    for (const t of o.tags) progress.emit({ type: 'status', id: exportId, text: `naming to ${normalizeName(t)} done` });
+    for (const t of [...o.tags, ...extra]) progress.emit({ type: 'status', id: exportId, text: `naming to ${normalizeName(t)} done` });
     if (out.type === 'oci' || out.type === 'docker') {
       const target = typeof out.dest === 'string' ? createWriteStream(resolve(out.dest)) : out.dest;
       await saveArchive(o.store, o.tags.length ? o.tags : [img.id], out.type, target);
       progress.emit({ type: 'status', id: exportId, text: `sending tarball done` });
     }
+    if (pushTo.length) await pushNames(o.store, pushTo, bases.registries, progress, exportId);
     progress.emit({ type: 'done', id: exportId });
-    return { id: img.id, config: img.config, names: o.tags };
+    await exportCaches(o, solver.records, solved.keys ?? []);
+    return { id: img.id, config: img.config, names: [...o.tags, ...extra] };
   } finally {
     progress.close();
     if (emptyCtx) await rm(emptyCtx, { recursive: true, force: true });
+  }
+}
+
+/** Reads the `--cache-from` caches, one progress vertex each; one that cannot be read is an error on its vertex, not a failed build (as in BuildKit). */
+async function importCaches(o: BuildOptions): Promise<CacheImports | undefined> {
+  if (!o.cacheFrom?.length || o.noCache) return undefined;
+  const { imports, results } = await CacheImports.open(o.store, o.cacheFrom, { env: o.env, ...o.registry });
+  for (const r of results) {
+    const id = `cache-import-${internalSeq++}`;
+    o.progress.emit({ type: 'start', id, name: `importing cache manifest from ${r.name}` });
+    if (r.error) o.progress.emit({ type: 'error', id, message: r.error });
+    else o.progress.emit({ type: 'done', id });
+  }
+  return imports;
+}
+
+/**
+ * `--cache-to`: mode=min exports the records of the steps that made the result's layers,
+ * mode=max every record the build used or made (intermediate stages included). A failed
+ * export fails the build unless the spec says ignore-error=true.
+ */
+async function exportCaches(o: BuildOptions, records: Map<string, CacheRecord>, keys: string[]): Promise<void> {
+  for (const spec of o.cacheTo ?? []) {
+    const recs = spec.mode === 'max' ? [...records.values()] : keys.map((k) => records.get(k)).filter((r): r is CacheRecord => r !== undefined);
+    const id = `cache-export-${internalSeq++}`;
+    o.progress.emit({ type: 'start', id, name: spec.type === 'local' ? 'exporting cache to client directory' : 'exporting cache to registry' });
+    o.progress.emit({ type: 'status', id, text: 'preparing build cache for export done' });
+    const say = (text: string) => o.progress.emit({ type: 'status', id, text });
+    try {
+      if (spec.type === 'local') await exportLocal(o.store, recs, spec.dest, spec.tag, say);
+      else await exportRegistry(o.store, recs, spec.ref, { env: o.env, ...o.registry }, say);
+      o.progress.emit({ type: 'done', id });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      o.progress.emit({ type: 'error', id, message: msg });
+      if (spec.ignoreError) continue;
+      throw new HoistError(e instanceof HoistError ? e.code : 'E_CACHE_EXPORT', `failed to export the build cache to ${describeCache(spec)}: ${msg}`, {
+        hint: e instanceof HoistError && e.hint ? e.hint : 'fix the destination, or add ignore-error=true to --cache-to to keep the image anyway',
+      });
+    }
   }
 }
 

@@ -15,7 +15,8 @@ import {
 import type { Digest } from '../image/digest.js';
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../image/types.js';
 import { HoistError } from '../util/errors.js';
-import { digestOf, type ExecMount, type LayerRef, type Vertex } from '../llb/ops.js';
+import { digestOf, type CopySource, type ExecMount, type LayerRef, type Vertex } from '../llb/ops.js';
+import { isGitSource, literalPath, parseChecksum, urlFilename } from '../llb/http.js';
 import { goDuration, goQuote, goQuoteRune, goQuoteSlice, goSlice } from './gofmt.js';
 import { destRelativeToWorkdir, goClean, normalizePath, normalizeWorkdir } from './paths.js';
 
@@ -36,6 +37,8 @@ export interface ResolvedBase {
   id: Digest;
   config: ImageConfig;
   layers: LayerRef[];
+  /** Manifest digest in the registry, when the image came from (or was checked against) one; the FROM vertex shows it. */
+  digest?: Digest;
 }
 
 export interface ConvertOptions {
@@ -305,7 +308,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const from: Vertex = {
       op: { type: 'image', ref: img.name, imageID: img.id, layers: img.layers },
       inputs: [],
-      name: prefix(d, `FROM ${img.name}`),
+      name: prefix(d, `FROM ${img.name}${img.digest && !img.name.includes('@') ? `@${img.digest}` : ''}`),
       location: { file, line: d.location.startLine, endLine: d.location.endLine, stage: d.stageName },
     };
     if (img.layers.length === 0) d.scratch = true;
@@ -583,13 +586,15 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
           break;
         case 'cache': {
           if (!target) throw at(c.location, 'mount target must be specified');
+          // BuildKit: the id defaults to the target as written (cleaned); uid/gid/mode make a cache of their own
+          // (a fresh directory with that owner and mode) unless a source path is given
+          const source = goClean('/' + (m.source ?? ''));
           const cm: ExecMount = {
-            type: 'cache', target, id: m.id ?? target, sharing: m.sharing, mode: m.mode ?? 0o755, uid: m.uid ?? 0, gid: m.gid ?? 0, readonly: m.readonly,
+            type: 'cache', target, id: m.id || goClean(m.target!), sharing: m.sharing, mode: m.mode ?? 0o755, uid: m.uid ?? 0, gid: m.gid ?? 0, readonly: m.readonly,
+            ...(source === '/' && (m.mode !== undefined || m.uid !== undefined || m.gid !== undefined) ? { perms: true } : {}),
           };
-          if (src) {
-            cm.input = inputIndex(src.vertex);
-            cm.source = goClean('/' + (m.source ?? ''));
-          }
+          if (src) cm.input = inputIndex(src.vertex);
+          if (src || source !== '/') cm.source = source;
           mounts.push(cm);
           break;
         }
@@ -635,13 +640,26 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const fromStage = sources[0];
     const inputs: Vertex[] = [];
     const srcVertex = fromStage ? fromStage.vertex : context;
-    const copySources: { input: number; path: string; inline?: { name: string; data: string } }[] = [];
+    const copySources: CopySource[] = [];
+    // the step's name, taken before the sources so that an http source vertex can share it (as in BuildKit)
+    const name = pfx(displayName(d, c.source));
     for (const s0 of c.sources) {
       const s = ex(d, s0, r);
       msg += ` ${s}`;
-      if (/^https?:\/\//.test(s) || /^git@|\.git(#|$)/.test(s)) {
-        if (c.kind === 'copy') throw at(r, `source can't be a ${/^https?:/.test(s) && !s.includes('.git') ? 'URL' : 'git ref'} for COPY`, 'use ADD for remote sources');
-        throw at(r, `ADD of remote sources (${s}) is not supported by hoist yet`, 'download the file in a RUN step, or add it to the build context');
+      if (isGitSource(s)) {
+        if (c.kind === 'copy') throw at(r, "source can't be a git ref for COPY", 'use ADD for remote sources');
+        throw at(r, `ADD of a git repository (${s}) is not supported by hoist yet`, 'clone it in a RUN step, or add a checkout to the build context');
+      }
+      if (/^https?:\/\//.test(s)) {
+        if (c.kind === 'copy') throw at(r, "source can't be a URL for COPY", 'use ADD for remote sources');
+        // BuildKit names the file after the URL path, never Content-Disposition; remote archives are unpacked only with --unpack
+        const filename = urlFilename(s);
+        const checksum = c.checksum !== undefined ? parseChecksum(ex(d, c.checksum, r)) : undefined;
+        const http: Vertex = {
+          op: { type: 'http', url: s, filename, ...(checksum ? { checksum } : {}) }, inputs: [], name, location: loc(d, r), ignoreCache: opts.noCache,
+        };
+        copySources.push({ input: inputs.push(http), path: literalPath(filename), unpack: c.kind === 'add' ? c.unpack ?? false : false });
+        continue;
       }
       let idx = inputs.indexOf(srcVertex);
       if (idx < 0) idx = inputs.push(srcVertex) - 1;
@@ -654,7 +672,6 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
       copySources.push({ input: -1, path: h.path, inline: { name: h.path, data } });
     }
     msg += ` ${destRaw}`;
-    const name = pfx(displayName(d, c.source));
     const fileOp = {
       type: 'file' as const, action: 'copy' as const, sources: copySources, dest,
       ...(chown ? { chown } : {}), ...(chmod ? { chmod } : {}),

@@ -2,10 +2,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { HoistCommand } from '../command.js';
+import { parseCacheFrom, parseCacheTo } from '../../cache/remote.js';
 import { build, type BuildOutput } from '../../frontend/build.js';
 import { openStore } from '../../image/open.js';
 import { hostPlatform } from '../../image/store.js';
 import { normalizeName } from '../../image/reference.js';
+import { clientOptionsFrom, withRegistryOptions } from '../../registry/cliopts.js';
 import { makeProgress, type ProgressMode } from '../../progress/progress.js';
 import type { SecretSource } from '../../solver/solver.js';
 import { HoistError } from '../../util/errors.js';
@@ -28,7 +30,7 @@ export function parseOutput(spec: string | undefined): BuildOutput {
   if (!spec) return { type: 'image' };
   const fields = new Map<string, string>();
   if (!spec.includes('=')) return { type: 'local', dest: spec };
-  for (const part of spec.split(',')) {
+  for (const part of splitFields(spec)) {
     const eq = part.indexOf('=');
     if (eq < 0) throw usage(`invalid --output field ${JSON.stringify(part)}`, 'write --output type=oci,dest=image.tar');
     fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
@@ -37,9 +39,13 @@ export function parseOutput(spec: string | undefined): BuildOutput {
   const dest = fields.get('dest');
   switch (type) {
     case 'image':
-    case 'registry':
-      if (type === 'registry') throw usage('--output type=registry is not supported', 'build, then push with hoist push');
-      return { type: 'image' };
+    case 'registry': {
+      // buildx: type=registry is type=image,push=true; name= may list several names
+      const push = type === 'registry' || parseBool(fields.get('push'), 'push');
+      const names = (fields.get('name') ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+      for (const n of names) normalizeName(n);
+      return { type: 'image', ...(push ? { push } : {}), ...(names.length ? { names } : {}) };
+    }
     case 'oci':
     case 'docker':
     case 'tar':
@@ -49,8 +55,45 @@ export function parseOutput(spec: string | undefined): BuildOutput {
       if (!dest || dest === '-') throw usage('--output type=local needs dest=DIRECTORY');
       return { type: 'local', dest };
     default:
-      throw usage(`unknown --output type ${JSON.stringify(type)}`, 'types: image, oci, docker, local, tar');
+      throw usage(`unknown --output type ${JSON.stringify(type)}`, 'types: image, registry, oci, docker, local, tar');
   }
+}
+
+/** Splits `a=1,"b=x,y",c="p,q"` at commas outside double quotes (buildx reads --output as CSV); quotes are dropped, `""` inside quotes is one `"`. */
+export function splitFields(spec: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < spec.length; i++) {
+    const c = spec[i]!;
+    if (c === '"') {
+      if (quoted && spec[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else quoted = !quoted;
+    } else if (c === ',' && !quoted) {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (quoted) throw usage(`unterminated quote in --output ${JSON.stringify(spec)}`);
+  out.push(cur);
+  return out;
+}
+
+/** Go's strconv.ParseBool, as buildx reads exporter flags (absent: false). */
+function parseBool(v: string | undefined, field: string): boolean {
+  if (v === undefined) return false;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  throw usage(`invalid --output value ${field}=${v}`, `use ${field}=true or ${field}=false`);
+}
+
+/** `--push`: shorthand for --output type=registry; with --output it sets push=true on an image output (buildx's rule). */
+export function withPush(out: BuildOutput, explicit: boolean): BuildOutput {
+  if (out.type === 'image') return { ...out, push: true };
+  if (!explicit) return { type: 'image', push: true };
+  throw usage(`push and ${JSON.stringify(out.type)} output can't be used together`, 'drop --push, or use --output type=image,push=true');
 }
 
 function parseSecret(spec: string, env: NodeJS.ProcessEnv): [string, SecretSource] {
@@ -73,7 +116,7 @@ export const buildCommand: HoistCommand = {
   command: 'build [context]',
   describe: 'Build an image from a Dockerfile',
   builder: (y) =>
-    y
+    withRegistryOptions(y)
       .positional('context', { type: 'string', describe: 'Build context directory, or - to read the Dockerfile from stdin (no context)' })
       .option('tag', { alias: 't', type: 'string', describe: 'Name the image (repeatable)' })
       .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' })
@@ -81,14 +124,17 @@ export const buildCommand: HoistCommand = {
       .option('target', { type: 'string', describe: 'Build this stage' })
       .option('no-cache', { type: 'boolean', default: false, describe: 'Do not use the build cache' })
       .option('cache', { type: 'boolean', hidden: true, describe: 'Use the build cache (--no-cache turns it off)' })
-      .option('pull', { type: 'boolean', default: false, describe: 'Accepted for compatibility (images come from the local store)' })
+      .option('pull', { type: 'boolean', default: false, describe: 'Ask the registry for the current version of every FROM image (default: a local image is used as is, a missing one pulled)' })
+      .option('push', { type: 'boolean', default: false, describe: 'Push the image to its registry (shorthand for --output type=registry)' })
       .option('label', { type: 'string', describe: 'Set an image label KEY=VALUE (repeatable)' })
       .option('iidfile', { type: 'string', describe: 'Write the image ID to this file' })
       .option('progress', { type: 'string', choices: ['auto', 'plain', 'tty', 'quiet', 'rawjson'], default: 'auto', describe: 'Progress output' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the image ID' })
-      .option('output', { alias: 'o', type: 'string', describe: 'type=image|oci|docker|local|tar[,dest=PATH]' })
+      .option('output', { alias: 'o', type: 'string', describe: 'type=image|registry|oci|docker|local|tar[,dest=PATH][,name=REF][,push=true]' })
       .option('platform', { type: 'string', describe: 'Target platform (only the host platform is supported)' })
-      .option('secret', { type: 'string', describe: 'Secret for RUN --mount=type=secret: id=NAME,src=FILE|env=VAR' }),
+      .option('secret', { type: 'string', describe: 'Secret for RUN --mount=type=secret: id=NAME,src=FILE|env=VAR' })
+      .option('cache-to', { type: 'string', describe: 'Export the build cache: type=local,dest=DIR or type=registry,ref=REF[,mode=min|max][,ignore-error=true] (repeatable)' })
+      .option('cache-from', { type: 'string', describe: 'Use a build cache exported with --cache-to: type=local,src=DIR or type=registry,ref=REF (repeatable)' }),
   async handler(args, io) {
     const ctxArg = (args.context as string | undefined) ?? (args.file === '-' ? undefined : undefined);
     if (ctxArg === undefined) throw usage('hoist build needs a build context', 'pass a directory, e.g. `hoist build -t app .`');
@@ -136,19 +182,26 @@ export const buildCommand: HoistCommand = {
       const [id, src] = parseSecret(s, io.env);
       secrets.set(id, src);
     }
-    const output = parseOutput(args.output as string | undefined);
+    let output = parseOutput(args.output as string | undefined);
+    if (args.push) output = withPush(output, args.output !== undefined);
     if ((output.type === 'oci' || output.type === 'docker' || output.type === 'tar') && output.dest === '-') {
       (output as { dest: unknown }).dest = io.stdout;
     }
+    const cacheTo = list(args.cacheTo).map(parseCacheTo);
+    const cacheFrom = list(args.cacheFrom).map(parseCacheFrom);
     const store = await openStore(args.root as string | undefined, io.env, io.cwd);
     const mode = (args.quiet ? 'quiet' : String(args.progress)) as ProgressMode;
     const progress = makeProgress(mode, io.stderr as typeof io.stderr & { isTTY?: boolean });
     const tags = list(args.tag);
     // a bad name must fail before the build, not after it
     for (const t of tags) normalizeName(t);
+    if (output.type === 'image' && output.push && !output.names?.length && tags.length === 0) {
+      throw new HoistError('E_USAGE', 'tag is needed when pushing to registry', { hint: 'name the image with -t REGISTRY/REPO:TAG or --output type=image,name=REF,push=true' });
+    }
     const res = await build({
       store, contextDir, dockerfileText: text, dockerfilePath, dockerfileName: name, tags, buildArgs, target: args.target as string | undefined,
-      noCache: Boolean(args.noCache) || args.cache === false, labels, secrets, output, progress, env: io.env,
+      noCache: Boolean(args.noCache) || args.cache === false, labels, secrets, output, progress, env: io.env, cacheTo, cacheFrom,
+      registry: { ...clientOptionsFrom(args, io.env), pull: Boolean(args.pull) },
     });
     if (res.id) {
       if (args.iidfile) await writeFile(resolve(io.cwd, String(args.iidfile)), res.id);
