@@ -24,6 +24,7 @@ import { HashingStream, type Ingested, type Store } from '../image/store.js';
 import { isDigest, sha256Of, type Digest } from '../image/digest.js';
 import { diffIDOf } from '../image/layer.js';
 import { withFileLock } from '../image/lock.js';
+import { pidAlive } from '../image/tmpdir.js';
 import { familiarString, parseReference, repositoryName, type Reference } from '../image/reference.js';
 import { Annotation, MediaType, type Descriptor, type ImageIndex } from '../image/types.js';
 import type { LayerRef } from '../llb/ops.js';
@@ -319,7 +320,10 @@ async function pruneLayout(dir: string, idx: ImageIndex): Promise<void> {
     }
   }
   for (const n of await readdir(join(dir, 'blobs', 'sha256')).catch(() => [] as string[])) {
-    if (/^[a-f0-9]{64}$/.test(n) && !keep.has(`sha256:${n}`)) await unlink(join(dir, 'blobs', 'sha256', n)).catch(() => undefined);
+    // a blob no cache names, or the temporary file of an export that was killed
+    const tmp = /^[a-f0-9]{64}\.tmp-(\d+)-[a-f0-9]+$/.exec(n);
+    const stale = tmp ? !pidAlive(Number(tmp[1])) : /^[a-f0-9]{64}$/.test(n) && !keep.has(`sha256:${n}`);
+    if (stale) await unlink(join(dir, 'blobs', 'sha256', n)).catch(() => undefined);
   }
 }
 
