@@ -36,10 +36,29 @@ export interface LocalOp {
   name: string;
 }
 
+/**
+ * `ADD https://…`: one file downloaded from a URL (BuildKit's http source). The result
+ * is a directory holding that single file, named `filename`, mode 0600, owner 0:0,
+ * mtime from Last-Modified (the epoch without it). With `checksum` the content must
+ * have that digest and the cache key is known without going to the network.
+ */
+export interface HttpOp {
+  type: 'http';
+  url: string;
+  filename: string;
+  checksum?: string;
+}
+
 /** Where a RUN mount comes from and where it goes. */
 export type ExecMount =
   | { type: 'bind'; target: string; input: number; source: string; readonly: boolean }
-  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; mode: number; uid: number; gid: number; readonly: boolean; input?: number; source?: string }
+  | {
+    type: 'cache'; target: string; id: string; sharing: 'shared' | 'private' | 'locked'; mode: number; uid: number; gid: number; readonly: boolean;
+    /** `from=`: the stage or image (input index) whose `source` path a new cache instance starts as a copy of. */
+    input?: number; source?: string;
+    /** uid/gid/mode were given: as in BuildKit, that is a different cache than the same id without them. */
+    perms?: boolean;
+  }
   | { type: 'tmpfs'; target: string; size?: number }
   | { type: 'secret'; target?: string; env?: string; id: string; required: boolean; mode: number; uid: number; gid: number };
 
@@ -63,6 +82,8 @@ export interface CopySource {
   path: string;
   /** Inline content (heredoc source) instead of a path. */
   inline?: { name: string; data: string };
+  /** Overrides the op's `unpack` for this source (remote files are not unpacked unless `--unpack`). */
+  unpack?: boolean;
 }
 
 /** COPY/ADD/WORKDIR's mkdir: file operations on input 0 (or on scratch for --link). */
@@ -91,7 +112,7 @@ export interface MergeOp {
   type: 'merge';
 }
 
-export type Op = ScratchOp | ImageOp | LocalOp | ExecOp | FileOp | MergeOp;
+export type Op = ScratchOp | ImageOp | LocalOp | HttpOp | ExecOp | FileOp | MergeOp;
 
 /** A node of the build graph. */
 export interface Vertex {

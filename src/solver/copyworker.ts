@@ -35,7 +35,8 @@ export interface CopySpec {
   merged: string;
   action: 'copy' | 'mkdir';
   roots: CopySourceRoot[];
-  copies: { root: number; path: string }[];
+  /** `unpack` overrides the spec's for one source (an ADD of a URL unpacks only with --unpack). */
+  copies: { root: number; path: string; unpack?: boolean }[];
   dest: string;
   chown?: string;
   chmod?: string;
@@ -239,7 +240,7 @@ async function main(): Promise<void> {
         await mkdirAllInRoot(root, sst.isDirectory() ? destPath : dirname(destPath), defaultDirMode, owner);
       }
       const copier = new Copier(owner, chmodSpec, (rel) => !!exclude?.matchesOrParentMatches(rel) || ctxSkip(m ? `${m}/${rel}` : rel));
-      if (spec.unpack && sst.isFile() && isArchiveName(await readHead(srcFollowed, 512))) {
+      if ((c.unpack ?? spec.unpack) && sst.isFile() && isArchiveName(await readHead(srcFollowed, 512))) {
         const dir = await mkdirAllInRoot(root, destPath, defaultDirMode, owner);
         await unpackLayer(decompressAuto(createReadStream(srcFollowed)), dir, { mode: 'flatten' });
         continue;

@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,12 +23,14 @@ import { chainIDs, openLayer } from '../image/chainid.js';
 import type { Digest } from '../image/digest.js';
 import { writeLayer } from '../image/layer.js';
 import type { Store } from '../image/store.js';
-import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type LayerRef, type Vertex } from '../llb/ops.js';
+import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type HttpOp, type LayerRef, type Vertex } from '../llb/ops.js';
 import type { Progress } from '../progress/progress.js';
 import { diffUpper } from '../snapshot/diff.js';
 import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } from '../snapshot/store.js';
 import { HoistError } from '../util/errors.js';
 import type { CopySourceRoot, CopySpec } from './copyworker.js';
+import { acquireCacheMount, type CacheMountLease } from './cachemount.js';
+import { resolveHttp } from './http.js';
 import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
 import { etcFromLayers, extraGids, removeMountStubs, resolveUser, runStep, type RunMount } from './runner.js';
 
@@ -38,6 +40,8 @@ export interface Solved {
   /** The cache key (for the context: a constant; its content enters the keys of the steps that read it). */
   key: string;
   local?: boolean;
+  /** An http source: the directory holding its one file (downloaded on first call when not stored). */
+  download?: () => Promise<string>;
   /** Cache keys of the steps that made `layers` (the records `--cache-to mode=min` exports). */
   keys?: string[];
 }
@@ -104,6 +108,7 @@ export class Solver {
     const op = v.op;
     if (op.type === 'scratch') return { layers: [], key: sha256Digest('scratch') };
     if (op.type === 'local') return this.solveLocal(v);
+    if (op.type === 'http') return this.solveHttp(v, op);
     if (op.type === 'image') {
       const id = digestOf(v);
       this.o.progress.emit({ type: 'start', id, name: v.name });
@@ -172,6 +177,27 @@ export class Solver {
     this.o.progress.emit({ type: 'start', id, name: v.name });
     this.o.progress.emit({ type: 'done', id });
     return { layers: [], key: 'local', local: true };
+  }
+
+  /** `ADD <url>`: the download's cache key (asking the server unless a checksum pins it); CACHED when nothing new came. */
+  private async solveHttp(v: Vertex, op: HttpOp): Promise<Solved> {
+    const id = digestOf(v);
+    this.o.progress.emit({ type: 'start', id, name: v.name });
+    try {
+      const src = await resolveHttp(this.o.root, op, () => this.workDir('http'), { fresh: v.ignoreCache });
+      this.o.progress.emit({ type: src.cached ? 'cached' : 'done', id });
+      const dir = src.dir;
+      return {
+        layers: [], key: src.key,
+        download: () => dir().catch((e: unknown) => {
+          throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+        }),
+      };
+    } catch (e) {
+      const msg = e instanceof HoistError ? e.message : (e as Error).message;
+      this.o.progress.emit({ type: 'error', id, message: msg });
+      throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+    }
   }
 
   /** Snapshot dirs (lowest first) for a stack of layers, unpacking what is missing. */
@@ -269,6 +295,7 @@ export class Solver {
   private async runExec(v: Vertex, op: ExecOp, inputs: Solved[], id: string): Promise<LayerRef> {
     const lowers = await this.snapshots(inputs[0]!.layers);
     const dir = await this.workDir('run');
+    const leases: CacheMountLease[] = [];
     try {
       const upper = join(dir, 'upper');
       const work = join(dir, 'work');
@@ -294,11 +321,20 @@ export class Solver {
             mounts.push({ type: 'overlay-ro', lowers: l, subpath: m.source, target: m.target, scratch: join(dir, `from-${i}`) });
           }
         } else if (m.type === 'cache') {
-          const cdir = join(this.o.root, 'cache', 'mounts', sha256Digest(m.id).slice(7));
-          if (await mkdir(cdir, { recursive: true, mode: m.mode })) {
-            // a new cache starts as an empty directory with the mount's owner and mode
-            await chown(cdir, m.uid, m.gid);
-            await chmod(cdir, m.mode);
+          // sharing=shared|private|locked and from= as BuildKit's mount manager (src/solver/cachemount.ts)
+          const from = m.input !== undefined ? inputs[m.input] : undefined;
+          const source = m.source ?? '/';
+          const lease = await acquireCacheMount(this.o.root, {
+            id: m.id, sharing: m.sharing, tmpDir: () => this.workDir('cachemount'),
+            ...(from ? { from: from.key, seed: (d: string) => this.seedCache(v, from, source, d) } : {}),
+            ...(m.perms ? { perms: { mode: m.mode, uid: m.uid, gid: m.gid } } : {}),
+          });
+          leases.push(lease);
+          let cdir = lease.dir;
+          if (!from && source !== '/') {
+            // a source path without from= is a directory inside the cache
+            cdir = await resolveInRoot(lease.dir, source);
+            await mkdir(cdir, { recursive: true, mode: 0o755 });
           }
           mounts.push({ type: 'bind', source: cdir, target: m.target, readonly: m.readonly });
         } else if (m.type === 'tmpfs') {
@@ -352,6 +388,31 @@ export class Solver {
       await removeMountStubs(upper, lowers, targets);
       return await this.commitLayer(upper, dir, inputs[0]!.layers);
     } finally {
+      for (const l of leases) await l.release().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** A new `from=` cache instance: a copy of `source` in the stage or image `from` (through the copy worker). */
+  private async seedCache(v: Vertex, from: Solved, source: string, dest: string): Promise<void> {
+    const dir = await this.workDir('cacheseed');
+    try {
+      const spec: CopySpec = {
+        lowers: [], upper: dest, work: join(dir, 'work'), merged: join(dir, 'merged'), action: 'copy',
+        roots: [{ kind: 'layers', lowers: await this.snapshots(from.layers) }], copies: [{ root: 0, path: source }],
+        dest: '/', unpack: false, keepOwner: true, exclude: [], parents: false, scratch: join(dir, 'scratch'),
+      };
+      await mkdir(spec.work);
+      await mkdir(spec.scratch);
+      const specFile = join(dir, 'spec.json');
+      await writeFile(specFile, JSON.stringify(spec));
+      await this.runWorker(v, specFile).catch((e: unknown) => {
+        if (e instanceof StepError && e.code === 'E_COPY_SOURCE') {
+          throw new StepError(`cache mount source ${source} not found in the from= stage or image`, v, [], { code: 'E_CACHE_MOUNT', hint: 'check the source= path of the cache mount' });
+        }
+        throw e;
+      });
+    } finally {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
@@ -374,11 +435,13 @@ export class Solver {
           const inp = inputs[s.input]!;
           roots.push(inp.local
             ? { kind: 'context', root: this.o.context.dir, ignore: this.o.context.patterns.map((p) => p.raw) }
-            : { kind: 'layers', lowers: await this.snapshots(inp.layers) });
+            : inp.download
+              ? { kind: 'layers', lowers: [await inp.download()] }
+              : { kind: 'layers', lowers: await this.snapshots(inp.layers) });
           r = roots.length - 1;
           rootOf.set(s.input, r);
         }
-        copies.push({ root: r, path: s.path });
+        copies.push({ root: r, path: s.path, ...(s.unpack !== undefined ? { unpack: s.unpack } : {}) });
       }
       const spec: CopySpec = {
         lowers, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged'), action: op.action, roots, copies,
