@@ -241,3 +241,45 @@ t0('FROM errors name the image and the line: unknown tag, refused connection, 40
   ok(t, await hoist(ins.env, ['build', '--insecure-registry', alias, ins.ctx]), 'build --insecure-registry');
   t.truthy(await manifestDigest(ins.env, `${alias}/err/busybox`));
 });
+
+t0('--pull on a tag that names an index: the index is read, the local platform manifest found in it, nothing downloaded', async (t) => {
+  const host = t.context.reg.host;
+  const single = await seed(host, 'multi/busybox');
+  const m = await fetch(`http://${host}/v2/multi/busybox/manifests/latest`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  const size = (await m.arrayBuffer()).byteLength;
+  const arch = ({ x64: 'amd64', arm64: 'arm64', s390x: 's390x', ppc64: 'ppc64le', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const index = JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: single, size, platform: { os: 'linux', architecture: arch } }],
+  });
+  const put = await fetch(`http://${host}/v2/multi/busybox/manifests/multi`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index });
+  t.is(put.status, 201, await put.text());
+  const proxy = await startProxy(host);
+  const p = await project(`FROM ${proxy.host}/multi/busybox:multi\nRUN true\n`);
+  t.teardown(async () => {
+    await proxy.close();
+    await p.cleanup();
+  });
+  ok(t, await hoist(p.env, ['build', p.ctx]), 'first build (pull)');
+  t.is(await manifestDigest(p.env, `${proxy.host}/multi/busybox:multi`), single, 'the platform manifest is stored under the tag');
+  proxy.seen.length = 0;
+  const again = await hoist(p.env, ['build', '--pull', '--progress', 'plain', p.ctx]);
+  ok(t, again, '--pull');
+  t.deepEqual(blobGets(proxy.seen), []);
+  t.false(proxy.seen.some((s) => s.url.endsWith(`/manifests/${single}`)), 'the platform manifest was not fetched again');
+  t.true(proxy.seen.some((s) => s.method === 'GET' && /\/manifests\/(multi|sha256:)/.test(s.url)), `the index was read: ${JSON.stringify(proxy.seen)}`);
+});
+
+test('--output parsing: type=registry and name= lists (quoted as buildx writes them), push=BOOL, --push', async (t) => {
+  const { parseOutput, withPush } = await import('../../src/cli/commands/build.js');
+  t.deepEqual(parseOutput('type=registry,"name=h:5000/a:1,h:5000/b:2"'), { type: 'image', push: true, names: ['h:5000/a:1', 'h:5000/b:2'] });
+  t.deepEqual(parseOutput('type=image,name="a,b",push=1'), { type: 'image', push: true, names: ['a', 'b'] });
+  t.deepEqual(parseOutput('type=image,name=a,push=false'), { type: 'image', names: ['a'] });
+  t.deepEqual(parseOutput('type=image'), { type: 'image' });
+  t.throws(() => parseOutput('type=image,push=yes'), { message: /invalid --output value push=yes/ });
+  t.throws(() => parseOutput('type=image,name=Bad:Name'), { message: /invalid reference/ });
+  t.throws(() => parseOutput('type=image,"name=a'), { message: /unterminated quote/ });
+  t.deepEqual(withPush(parseOutput(undefined), false), { type: 'image', push: true });
+  t.deepEqual(withPush(parseOutput('type=image,name=a'), true), { type: 'image', push: true, names: ['a'] });
+  t.throws(() => withPush(parseOutput('type=local,dest=out'), true), { message: /push and "local" output can't be used together/ });
+});
