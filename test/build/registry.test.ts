@@ -89,6 +89,13 @@ t0('FROM an image the store lacks pulls it (load metadata, then the FROM vertex 
   t.deepEqual(proxy.seen, [], 'the local image is used with no registry request');
   t.regex(again.stderr, new RegExp(`\\[1/2\\] FROM ${name.replace(/\./g, '\\.')}$`, 'm'));
   t.notRegex(again.stderr, / resolve /);
+
+  // pinned by digest and in the store: even --pull needs no network
+  await writeFile(join(p.ctx, 'Dockerfile'), `FROM ${proxy.host}/base/busybox@${digest}\nRUN echo pinned\n`);
+  const pinned = await hoist(p.env, ['build', '--pull', '--progress', 'plain', p.ctx]);
+  ok(t, pinned, 'build --pull FROM name@digest');
+  t.deepEqual(proxy.seen, []);
+  t.regex(pinned.stderr, new RegExp(`\\[1/2\\] FROM ${proxy.host.replace(/\./g, '\\.')}/base/busybox@${digest}$`, 'm'));
 });
 
 t0('--pull asks the registry for the tag (no download while it is unchanged) and picks up a newer pushed image', async (t) => {
