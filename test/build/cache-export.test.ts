@@ -219,6 +219,15 @@ it('flag errors are usage errors (exit 125) naming the field', async (t) => {
   const r = await build(root, dir, ['--cache-from', `type=local,src=${join(work, 'no-such-cache')}`]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /#\d+ importing cache manifest from .*no-such-cache\n#\d+ ERROR: .*index\.json: not found/);
+  // a failed export fails the build, unless ignore-error=true
+  const bad = `type=registry,ref=127.0.0.1:1/nothing/here:cache`;
+  const f = await build(root, dir, ['--cache-to', bad]);
+  t.is(f.code, 1, f.stderr);
+  t.regex(f.stderr, /#\d+ exporting cache to registry\n(#\d+ .*\n)*#\d+ ERROR: /);
+  t.regex(f.stderr, /failed to export the build cache to 127\.0\.0\.1:1\/nothing\/here:cache: /);
+  const g = await build(root, dir, ['--cache-to', `${bad},ignore-error=true`]);
+  t.is(g.code, 0, g.stderr);
+  t.regex(g.id, /^sha256:/);
 });
 
 let reg: Registry | undefined;
