@@ -29,6 +29,8 @@ export interface CacheMountLease {
   dir: string;
   /** Which instance of the pool (0 is the first). */
   instance: number;
+  /** The cache's base name ({@link cacheMountName}). */
+  name: string;
   release(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function acquireCacheMount(root: string, r: CacheMountRequest): Pro
     while (await exists(count)) count++;
     for (let n = 0; n < count; n++) {
       const held = await tryLock(`${dirOf(n)}.lock`, mode);
-      if (held) return lease(dirOf(n), n, held);
+      if (held) return { dir: dirOf(n), instance: n, name, release: () => held.release() };
     }
     if (r.sharing === 'locked' && count > 0) {
       // BuildKit polls too: any instance that frees up will do
@@ -79,14 +81,10 @@ export async function acquireCacheMount(root: string, r: CacheMountRequest): Pro
         await held.release();
         throw e;
       }
-      return lease(dirOf(count), count, held);
+      return { dir: dirOf(count), instance: count, name, release: () => held.release() };
     }
     await sleep(50);
   }
-}
-
-function lease(dir: string, instance: number, held: Held): CacheMountLease {
-  return { dir, instance, release: () => held.release() };
 }
 
 /** Makes instance `dir` unless another process already did (creation is serialised by its own lock). */

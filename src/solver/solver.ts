@@ -29,7 +29,7 @@ import { diffUpper } from '../snapshot/diff.js';
 import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } from '../snapshot/store.js';
 import { HoistError } from '../util/errors.js';
 import type { CopySourceRoot, CopySpec } from './copyworker.js';
-import { acquireCacheMount, type CacheMountLease } from './cachemount.js';
+import { acquireCacheMount, cacheMountName, type CacheMountLease, type CacheMountRequest } from './cachemount.js';
 import { resolveHttp } from './http.js';
 import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
 import { etcFromLayers, extraGids, removeMountStubs, resolveUser, runStep, type RunMount } from './runner.js';
@@ -324,12 +324,14 @@ export class Solver {
           // sharing=shared|private|locked and from= as BuildKit's mount manager (src/solver/cachemount.ts)
           const from = m.input !== undefined ? inputs[m.input] : undefined;
           const source = m.source ?? '/';
-          const lease = await acquireCacheMount(this.o.root, {
+          const req: CacheMountRequest = {
             id: m.id, sharing: m.sharing, tmpDir: () => this.workDir('cachemount'),
             ...(from ? { from: from.key, seed: (d: string) => this.seedCache(v, from, source, d) } : {}),
             ...(m.perms ? { perms: { mode: m.mode, uid: m.uid, gid: m.gid } } : {}),
-          });
-          leases.push(lease);
+          };
+          // two mounts of one cache in the same RUN are the same instance (BuildKit's per-exec mount manager)
+          let lease = leases.find((l) => l.name === cacheMountName(req));
+          if (!lease) leases.push((lease = await acquireCacheMount(this.o.root, req)));
           let cdir = lease.dir;
           if (!from && source !== '/') {
             // a source path without from= is a directory inside the cache

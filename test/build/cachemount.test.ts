@@ -120,3 +120,12 @@ it('uid/gid/mode make a cache of their own, created with that owner and mode', a
   t.is(await readFile(join(out, 'st'), 'utf8'), '1234 99 700\n');
   t.is(await readFile(join(out, 'ls'), 'utf8'), '');
 });
+
+it('one RUN that mounts the same locked cache twice gets one instance (no wait on itself)', async (t) => {
+  const out = await build([
+    'FROM busybox',
+    'RUN --mount=type=cache,target=/c1,id=tw,sharing=locked --mount=type=cache,target=/c2,id=tw,sharing=locked sh -c \'echo x > /c1/f && cat /c2/f > /seen\'',
+    '',
+  ].join('\n'));
+  t.is(await readFile(join(out, 'seen'), 'utf8'), 'x\n');
+});
