@@ -17,9 +17,11 @@ import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { createGunzip } from 'node:zlib';
 import { canonicalJSON, sha256Digest, type HttpOp } from '../llb/ops.js';
 import { HoistError } from '../util/errors.js';
 
@@ -120,21 +122,22 @@ type Downloaded =
 async function download(op: HttpOp, etags: string[], tmpDir: () => Promise<string>): Promise<Downloaded> {
   const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
   if (etags.length) headers['If-None-Match'] = etags.join(', ');
-  let res: Response;
+  let res: IncomingMessage;
   try {
-    res = await fetch(op.url, { headers, redirect: 'follow' });
+    res = await get(op.url, headers);
   } catch (e) {
-    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-    throw new HoistError('E_HTTP', `failed to load cache key: Get ${JSON.stringify(op.url)}: ${cause}`, { hint: 'check the URL and the network' });
+    if (e instanceof HoistError) throw e;
+    throw new HoistError('E_HTTP', `failed to load cache key: Get ${JSON.stringify(op.url)}: ${(e as Error).message}`, { hint: 'check the URL and the network' });
   }
-  const etag = etagValue(res.headers.get('etag') ?? '');
-  if (res.status === 304 && etags.length) {
-    await res.body?.cancel().catch(() => undefined);
+  const status = res.statusCode ?? 0;
+  const etag = etagValue(res.headers.etag ?? '');
+  if (status === 304 && etags.length) {
+    res.resume();
     return { kind: 'not-modified', etag: etag || (etags.length === 1 ? etags[0]! : '') };
   }
-  if (res.status < 200 || res.status >= 300) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new HoistError('E_HTTP', `failed to load cache key: invalid response status ${res.status} for ${op.url}`, {
+  if (status < 200 || status >= 300) {
+    res.resume();
+    throw new HoistError('E_HTTP', `failed to load cache key: invalid response status ${status} for ${op.url}`, {
       hint: 'check the URL: the server did not send the file',
     });
   }
@@ -151,10 +154,11 @@ async function download(op: HttpOp, etags: string[], tmpDir: () => Promise<strin
     },
   });
   try {
-    const body = res.body ? Readable.fromWeb(res.body as WebReadableStream<Uint8Array>) : Readable.from([]);
+    // like Go's client: gzip was asked for, so a gzip content-encoding is undone (the file is what the URL names)
+    const body: Readable = /^\s*gzip\s*$/i.test(res.headers['content-encoding'] ?? '') ? res.pipe(createGunzip()) : res;
     await pipeline(body, hashing, createWriteStream(file, { mode: 0o600, flags: 'wx' }));
     await chmod(file, 0o600);
-    const lm = res.headers.get('last-modified') ?? undefined;
+    const lm = res.headers['last-modified'];
     const t = lm !== undefined ? Date.parse(lm) : NaN;
     const mtime = Number.isNaN(t) ? new Date(0) : new Date(t);
     await utimes(file, mtime, mtime);
@@ -173,4 +177,43 @@ async function download(op: HttpOp, etags: string[], tmpDir: () => Promise<strin
     if (e instanceof HoistError) throw e;
     throw new HoistError('E_HTTP', `failed to load cache key: reading ${op.url}: ${(e as Error).message}`, { hint: 'check the network and try again' });
   }
+}
+
+const MAX_REDIRECTS = 10;
+
+/**
+ * A GET with Go's net/http client behaviour (not fetch's: no blocked ports): up to 10
+ * redirects followed (303 and the others alike, as GETs), `Accept-Encoding: gzip`.
+ */
+function get(url: string, headers: Record<string, string>, hops = 0): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      reject(new HoistError('E_HTTP', `failed to load cache key: invalid URL ${JSON.stringify(url)}`));
+      return;
+    }
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', headers: { ...headers, 'Accept-Encoding': 'gzip' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      const loc = res.headers.location;
+      if ([301, 302, 303, 307, 308].includes(status) && loc) {
+        res.resume();
+        if (hops >= MAX_REDIRECTS) {
+          reject(new Error(`stopped after ${MAX_REDIRECTS} redirects`));
+          return;
+        }
+        const next = new URL(loc, u).toString();
+        if (!/^https?:$/.test(new URL(next).protocol)) {
+          reject(new Error(`redirect to unsupported protocol: ${next}`));
+          return;
+        }
+        get(next, headers, hops + 1).then(resolve, reject);
+        return;
+      }
+      resolve(res);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -20,7 +20,7 @@ let work: string;
 let server: Server;
 let base: string;
 /** What the server serves: path → body, Last-Modified, and whether to send an ETag. */
-const files = new Map<string, { body: Buffer; lastModified?: string; etag?: boolean }>();
+const files = new Map<string, { body: Buffer; lastModified?: string; etag?: boolean; gzipEncoding?: boolean }>();
 const requests: { path: string; ifNoneMatch?: string; status: number }[] = [];
 
 const LM = 'Wed, 21 Oct 2015 07:28:00 GMT';
@@ -74,13 +74,15 @@ test.before(async () => {
       requests.push({ path, ifNoneMatch: inm, status: 304 });
       return;
     }
-    const headers: Record<string, string> = { 'Content-Length': String(f.body.length), 'Content-Type': 'application/octet-stream' };
+    const payload = f.gzipEncoding ? gzipSync(f.body) : f.body;
+    const headers: Record<string, string> = { 'Content-Length': String(payload.length), 'Content-Type': 'application/octet-stream' };
+    if (f.gzipEncoding) headers['Content-Encoding'] = 'gzip';
     if (f.lastModified) headers['Last-Modified'] = f.lastModified;
     if (f.etag !== false) headers.ETag = etag;
     // BuildKit names the file after the URL; a Content-Disposition name is not used
     headers['Content-Disposition'] = 'attachment; filename="from-disposition.bin"';
     res.writeHead(200, headers);
-    res.end(f.body);
+    res.end(payload);
     requests.push({ path, ...(inm ? { ifNoneMatch: inm } : {}), status: 200 });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -109,7 +111,8 @@ async function build(dir: string, extra: string[] = []): Promise<{ code: number;
 it('ADD <url> to a directory names the file after the URL path: mode 0600, owner 0:0, mtime from Last-Modified', async (t) => {
   files.set('/files/hello.txt', { body: Buffer.from('hello from http\n'), lastModified: LM });
   files.set('/files/noLM.txt', { body: Buffer.from('no date\n') });
-  const dir = await project(`FROM busybox\nADD ${base}/files/hello.txt /dl/\nADD ${base}/files/noLM.txt /dl/\nADD ${base}/redirect /dl/\n`);
+  files.set('/files/encoded.txt', { body: Buffer.from('sent gzip-encoded\n'), gzipEncoding: true });
+  const dir = await project(`FROM busybox\nADD ${base}/files/hello.txt /dl/\nADD ${base}/files/noLM.txt /dl/\nADD ${base}/redirect /dl/\nADD ${base}/files/encoded.txt /dl/\n`);
   const r = await build(dir);
   t.is(r.code, 0, r.stderr);
   t.is(await readFile(join(r.out, 'dl/hello.txt'), 'utf8'), 'hello from http\n');
@@ -123,6 +126,8 @@ it('ADD <url> to a directory names the file after the URL path: mode 0600, owner
   // redirects are followed; the name is still the requested URL's
   t.is(await readFile(join(r.out, 'dl/redirect'), 'utf8'), 'hello from http\n');
   t.false(await lstat(join(r.out, 'dl/from-disposition.bin')).then(() => true, () => false));
+  // a gzip Content-Encoding is undone, as Go's client does
+  t.is(await readFile(join(r.out, 'dl/encoded.txt'), 'utf8'), 'sent gzip-encoded\n');
 });
 
 it('ADD <url> to a file name, with --chown and --chmod', async (t) => {
@@ -159,6 +164,11 @@ it('ADD of a URL that answers 404 fails with the status and the URL', async (t) 
   t.is(r.code, 1);
   t.true(r.stderr.includes(`invalid response status 404 for ${base}/missing.txt`), r.stderr);
   t.regex(r.stderr, /Dockerfile:2/);
+  // nothing listening: the connection error, with the URL
+  const refused = await build(await project('FROM busybox\nADD http://127.0.0.1:1/x.txt /x\n'));
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /failed to load cache key: Get "http:\/\/127\.0\.0\.1:1\/x\.txt": .*ECONNREFUSED/);
+  t.false(/\n\s+at /.test(refused.stderr), 'no stack trace');
 });
 
 it('an unchanged URL is CACHED on rebuild (revalidated with If-None-Match); changed content runs the step again', async (t) => {
