@@ -362,7 +362,8 @@ export class Store {
       const full = formatReference(ref);
       if (ref.digest) {
         const repo = `${ref.domain}/${ref.path}`;
-        const hits = recs.filter((r) => r.target.digest === ref!.digest && (!r.ref || `${r.ref.domain}/${r.ref.path}` === repo));
+        // a digest names the manifest itself or the index it was pulled through
+        const hits = recs.filter((r) => (r.target.digest === ref!.digest || r.target.annotations?.[Annotation.HoistIndex] === ref!.digest) && (!r.ref || `${r.ref.domain}/${r.ref.path}` === repo));
         if (hits.length) return this.withNames(hits[0]!, recs);
       } else {
         const hit = recs.find((r) => r.name === full);
@@ -388,7 +389,7 @@ export class Store {
   }
 
   /** Points `name` at `target`, replacing what the name pointed at before; drops a now-redundant dangling entry. */
-  async setName(name: string, target: Descriptor, idx: ImageIndex): Promise<void> {
+  async setName(name: string, target: Descriptor, idx: ImageIndex, extra: Record<string, string> = {}): Promise<void> {
     const ref = parseReference(name);
     const full = formatReference(ref);
     const now = new Date().toISOString();
@@ -397,17 +398,21 @@ export class Store {
       digest: target.digest,
       size: target.size,
       ...(target.platform ? { platform: target.platform } : {}),
-      annotations: { [Annotation.RefName]: familiarString(ref), [Annotation.HoistName]: full, [Annotation.HoistTagged]: now },
+      annotations: { ...extra, [Annotation.RefName]: familiarString(ref), [Annotation.HoistName]: full, [Annotation.HoistTagged]: now },
     };
     idx.manifests = idx.manifests.filter((d) => nameOf(d) !== full && !(d.digest === target.digest && !nameOf(d)));
     idx.manifests.push(entry);
   }
 
   /** Adds an untagged entry for `target` unless some entry already keeps it alive. */
-  keepDangling(target: Descriptor, idx: ImageIndex): void {
-    if (idx.manifests.some((d) => d.digest === target.digest)) return;
+  keepDangling(target: Descriptor, idx: ImageIndex, extra: Record<string, string> = {}): void {
+    const have = idx.manifests.filter((d) => d.digest === target.digest);
+    if (have.length) {
+      for (const d of have) if (Object.keys(extra).length) d.annotations = { ...d.annotations, ...extra };
+      return;
+    }
     const { annotations: _a, ...bare } = target;
-    idx.manifests.push({ ...bare, annotations: { [Annotation.HoistTagged]: new Date().toISOString() } });
+    idx.manifests.push({ ...bare, annotations: { ...extra, [Annotation.HoistTagged]: new Date().toISOString() } });
   }
 
   /** Every committed blob digest. */

@@ -29,6 +29,8 @@ export const Annotation = {
   /** Docker 25+ and containerd put the full name here in OCI archives. */
   ContainerdName: 'io.containerd.image.name',
   Created: 'org.opencontainers.image.created',
+  /** The manifest list / OCI index this platform manifest was pulled through (so NAME@<index digest> finds it). */
+  HoistIndex: 'io.hoist.image.index',
 } as const;
 
 export interface Platform {

@@ -6,7 +6,7 @@ import { HoistError } from '../util/errors.js';
 import { digestHex, parseDigest, sha256Of, type Digest } from '../image/digest.js';
 import { familiarString, formatReference, parseReference, repositoryName, type Reference } from '../image/reference.js';
 import { hostPlatform, MAX_JSON_BLOB, nameOf, validateManifest, type Ingested, type Store } from '../image/store.js';
-import { isIndexType, isManifestType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from '../image/types.js';
+import { Annotation, isIndexType, isManifestType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from '../image/types.js';
 import { ACCEPT_MANIFESTS, RegistryClient, repoScope, type ClientOptions } from './client.js';
 import { isRetryableNetError, networkError, readBytesLimited } from './errors.js';
 import { recordSources } from './sources.js';
@@ -211,6 +211,7 @@ export async function pullImage(store: Store, ref: string | Reference, opts: Pul
     // manifest of an index present, and only this platform's was fetched (Docker's classic store does the same).
     const topDesc: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
     const name = r.tag !== undefined && !r.digest ? formatReference(r) : undefined;
+    const viaIndex: Record<string, string> = top.digest !== m.digest ? { [Annotation.HoistIndex]: top.digest } : {};
     let updated = true;
     await store.withLock(async () => {
       await store.commit(ingested);
@@ -219,11 +220,11 @@ export async function pullImage(store: Store, ref: string | Reference, opts: Pul
         if (name) {
           const prev = idx.manifests.find((d) => nameOf(d) === name);
           if (prev && prev.digest === topDesc.digest) updated = false;
-          await store.setName(name, topDesc, idx);
+          await store.setName(name, topDesc, idx, viaIndex);
           if (prev && prev.digest !== topDesc.digest) store.keepDangling(prev, idx);
         } else {
           if (idx.manifests.some((d) => d.digest === topDesc.digest)) updated = false;
-          store.keepDangling(topDesc, idx);
+          store.keepDangling(topDesc, idx, viaIndex);
         }
       });
     });

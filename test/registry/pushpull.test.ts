@@ -228,4 +228,6 @@ const blobUploads = (seen: { method: string; url: string }[]) => seen.filter((s)
   t.is(check.code, 0, check.stdout);
   // Only the chosen platform's blobs were fetched.
   t.notRegex((await hoist(benv, ['images', '-a'])).stdout, /s390x/);
+  // The index digest still finds the image locally (a FROM pinned by it needs no registry).
+  t.is((await inspect(benv, `${host}/multi/busybox@${digest}`)).Id, single.Id);
 });
