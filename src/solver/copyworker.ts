@@ -9,17 +9,16 @@
  * Input: the path of a JSON {@link CopySpec}. Errors go to stderr as one JSON line.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, type Stats } from 'node:fs';
-import { copyFile, chmod, constants, lchown, link, lstat, lutimes, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmodSync, closeSync, constants as fsConstants, createReadStream, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, symlinkSync, writeSync, type Stats,
+} from 'node:fs';
+import { chmod, lchown, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyChmod, parseChmod, type ChmodSpec } from '../dockerfile/chmod.js';
 import { goClean, IgnoreMatcher } from '../context/dockerignore.js';
-import { detectCompression } from '../image/layer.js';
-import { decompressAuto } from '../image/layer.js';
-import { unpackLayer } from '../snapshot/unpack.js';
 import { HoistError } from '../util/errors.js';
-import { resolveUser } from './runner.js';
 import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
 
 /** Where a copy reads from. */
@@ -54,6 +53,16 @@ interface Owner {
   gid: number;
 }
 
+/** Files up to this size are copied with one read and one write through a shared buffer. */
+const SMALL_FILE = 1 << 20;
+let copyBuf: Buffer | undefined;
+
+/**
+ * Copies one tree with synchronous, descriptor-based calls: this process does nothing
+ * else, and a thread-pool round trip per call cost more than the calls themselves.
+ * A file's content, owner, mode and times are set through its open descriptor, so the
+ * destination path (inside an overlay mount) is resolved once per file.
+ */
 class Copier {
   private readonly links = new Map<string, string>();
   constructor(
@@ -67,52 +76,76 @@ class Copier {
     return this.chmodSpec ? applyChmod(this.chmodSpec, m, st.isDirectory()) : m;
   }
 
-  private async meta(dst: string, st: Stats, isLink: boolean): Promise<void> {
+  private meta(dst: string, st: Stats, isLink: boolean): void {
     const o = this.owner ?? { uid: st.uid, gid: st.gid };
-    await lchown(dst, o.uid, o.gid);
-    if (!isLink) await chmod(dst, this.mode(st));
-    await lutimes(dst, st.atime, st.mtime);
+    lchownSync(dst, o.uid, o.gid);
+    if (!isLink) chmodSync(dst, this.mode(st));
+    lutimesSync(dst, st.atime, st.mtime);
   }
 
-  /** Copies `src` (host path) to `dst` (host path inside the destination root). `rel` is the path below the copied source. */
-  async copy(src: string, dst: string, rel: string, top: boolean): Promise<void> {
-    if (rel && this.skip(rel)) return;
-    const st = await lstat(src);
-    const existing = await lstat(dst).catch(() => null);
-    if (st.isDirectory()) {
-      if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
-      const created = !existing || !existing.isDirectory();
-      if (created) await mkdir(dst);
-      // children in parallel batches: each file is several syscalls, mostly waiting
-      const names = (await readdir(src)).sort();
-      for (let i = 0; i < names.length; i += 32) {
-        await Promise.all(names.slice(i, i + 32).map((n) => this.copy(join(src, n), join(dst, n), rel ? `${rel}/${n}` : n, false)));
+  /** Writes the regular file `src` to the new file `dst`: content, then owner, mode (after chown, which clears set-id bits) and times. */
+  private file(src: string, dst: string, st: Stats): void {
+    const sfd = openSync(src, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    try {
+      const dfd = openSync(dst, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      try {
+        copyBuf ??= Buffer.allocUnsafe(SMALL_FILE);
+        for (;;) {
+          const n = readSync(sfd, copyBuf, 0, copyBuf.length, null);
+          if (n === 0) break;
+          let w = 0;
+          while (w < n) w += writeSync(dfd, copyBuf, w, n - w);
+        }
+        const o = this.owner ?? { uid: st.uid, gid: st.gid };
+        fchownSync(dfd, o.uid, o.gid);
+        fchmodSync(dfd, this.mode(st));
+        futimesSync(dfd, st.atime, st.mtime);
+      } finally {
+        closeSync(dfd);
       }
+    } finally {
+      closeSync(sfd);
+    }
+  }
+
+  /**
+   * Copies `src` (host path) to `dst` (host path inside the destination root). `rel` is
+   * the path below the copied source; `fresh` says `dst`'s parent was just created here,
+   * so nothing is in the way (no lookup of `dst` through the overlay's layers).
+   */
+  copy(src: string, dst: string, rel: string, top: boolean, fresh = false): void {
+    if (rel && this.skip(rel)) return;
+    const st = lstatSync(src);
+    const existing = fresh ? undefined : lstatSync(dst, { throwIfNoEntry: false });
+    if (st.isDirectory()) {
+      if (existing && !existing.isDirectory()) rmSync(dst, { recursive: true, force: true });
+      const created = !existing || !existing.isDirectory();
+      if (created) mkdirSync(dst);
+      for (const n of readdirSync(src).sort()) this.copy(join(src, n), join(dst, n), rel ? `${rel}/${n}` : n, false, created);
       // an existing top-level destination keeps its metadata (fsutil's overwriteTargetMetadata=false)
-      if (created || !top) await this.meta(dst, st, false);
+      if (created || !top) this.meta(dst, st, false);
       return;
     }
-    if (existing) await rm(dst, { recursive: true, force: true });
+    if (existing) rmSync(dst, { recursive: true, force: true });
     if (st.nlink > 1 && !st.isDirectory()) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.links.get(key);
       if (first) {
-        await link(first, dst);
+        linkSync(first, dst);
         return;
       }
       this.links.set(key, dst);
     }
     if (st.isSymbolicLink()) {
-      await symlink(await readlink(src), dst);
-      await this.meta(dst, st, true);
+      symlinkSync(readlinkSync(src), dst);
+      this.meta(dst, st, true);
     } else if (st.isFile()) {
-      await copyFile(src, dst, constants.COPYFILE_EXCL);
-      await this.meta(dst, st, false);
+      this.file(src, dst, st);
     } else if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
       const type = st.isFIFO() ? 'p' : st.isCharacterDevice() ? 'c' : 'b';
       const args = type === 'p' ? [dst, 'p'] : [dst, type, String(Math.floor(st.rdev / 256) & 0xfff), String((st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00))];
       execFileSync('mknod', args);
-      await this.meta(dst, st, false);
+      this.meta(dst, st, false);
     }
     // sockets are skipped, as Docker does
   }
@@ -135,8 +168,13 @@ async function mkdirAllInRoot(root: string, p: string, mode: number, owner?: Own
   return resolveInRoot(root, p);
 }
 
-function isArchiveName(head: Buffer): boolean {
-  const c = detectCompression(head);
+// Loaded only by the steps that need them (a worker starts for every COPY, and most copy plain files):
+// ADD's archive unpacking, and user lookup for --chown and WORKDIR under USER.
+const layerModule = () => import('../image/layer.js');
+const resolveUser: typeof import('./runner.js').resolveUser = async (...a) => (await import('./runner.js')).resolveUser(...a);
+
+async function isArchiveName(head: Buffer): Promise<boolean> {
+  const c = (await layerModule()).detectCompression(head);
   if (c !== 'uncompressed') return true;
   // a plain tar: "ustar" at offset 257
   return head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar';
@@ -240,8 +278,9 @@ async function main(): Promise<void> {
         await mkdirAllInRoot(root, sst.isDirectory() ? destPath : dirname(destPath), defaultDirMode, owner);
       }
       const copier = new Copier(owner, chmodSpec, (rel) => !!exclude?.matchesOrParentMatches(rel) || ctxSkip(m ? `${m}/${rel}` : rel));
-      if ((c.unpack ?? spec.unpack) && sst.isFile() && isArchiveName(await readHead(srcFollowed, 512))) {
+      if ((c.unpack ?? spec.unpack) && sst.isFile() && (await isArchiveName(await readHead(srcFollowed, 512)))) {
         const dir = await mkdirAllInRoot(root, destPath, defaultDirMode, owner);
+        const [{ decompressAuto }, { unpackLayer }] = await Promise.all([layerModule(), import('../snapshot/unpack.js')]);
         await unpackLayer(decompressAuto(createReadStream(srcFollowed)), dir, { mode: 'flatten' });
         continue;
       }
@@ -255,7 +294,7 @@ async function main(): Promise<void> {
       // a new top-level directory is made like its parents (0755 or --chmod, owner), not like the source
       if (sst.isDirectory() && !dst0) await mkdirAllInRoot(root, target, defaultDirMode, owner);
       const hostDst = await resolveInRoot(root, target, !sst.isDirectory() ? false : true);
-      await copier.copy(srcFollowed, hostDst, '', true);
+      copier.copy(srcFollowed, hostDst, '', true);
     }
   }
 }

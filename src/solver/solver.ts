@@ -1,6 +1,8 @@
 /**
  * Solves the build graph: each vertex once (equal vertices are merged by digest),
- * independent vertices in parallel on a p-queue bounded by the CPU count, and every
+ * independent vertices in parallel on a p-queue (bounded by twice the CPU count, at
+ * least 8: a step is mostly a child process waiting on a sleep, a download or the
+ * disk, so a CPU-count bound made independent stages run one after another), and every
  * step first looked up by its cache key:
  *
  *   key = sha256(op digest, input keys, content digests of the context paths it reads)
@@ -89,7 +91,7 @@ export class Solver {
   readonly records = new Map<string, CacheRecord>();
 
   constructor(private readonly o: SolverOptions) {
-    this.queue = new PQueue({ concurrency: o.concurrency ?? Math.max(2, availableParallelism()) });
+    this.queue = new PQueue({ concurrency: o.concurrency ?? Math.max(8, 2 * availableParallelism()) });
     this.cache = new CacheIndex(o.root);
   }
 
