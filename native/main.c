@@ -342,15 +342,19 @@ static int exit_code_of(int st) {
 /* The container's PID 1: forwards every signal it can catch to the command and
  * reaps orphans; exits with the command's status. It is our code, not the
  * user's, so `kill -TERM $$` in the command behaves as it does outside. */
-static void run_init(pid_t cmd) __attribute__((noreturn));
-static void run_init(pid_t cmd) {
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no /proc/1/fd for the container to look through */
-  /* ps inside shows PID 1 by its command line: not the helper's host path */
+/* ps inside shows PID 1 by its command line, not the helper's host path. Done before
+ * the command is forked, so the command never sees PID 1 under its old name. */
+static void name_init(void) {
   if (argv_area && argv_len > 1) {
     memset(argv_area, 0, argv_len);
     snprintf(argv_area, argv_len, "hoist-init");
   }
   prctl(PR_SET_NAME, "hoist-init", 0, 0, 0);
+}
+
+static void run_init(pid_t cmd) __attribute__((noreturn));
+static void run_init(pid_t cmd) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no /proc/1/fd for the container to look through */
   int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (nullfd >= 0) { dup2(nullfd, 0); dup2(nullfd, 1); dup2(nullfd, 2); }
   syscall(SYS_close_range, 3, ~0U, 0);
@@ -670,6 +674,7 @@ int main(int argc, char **argv) {
         close(m);
         close(sock[1]);
       }
+      name_init();
       pid_t cmd = fork();
       if (cmd < 0) child_fail(EXIT_HOIST, "fork: %s", strerror(errno));
       if (cmd == 0) exec_command(&S, errpipe[1], slave);

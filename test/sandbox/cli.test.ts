@@ -1,6 +1,8 @@
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture, hoistBin } from '../helpers/paths.js';
 import { sandboxUsable, tempDir } from './fixture.js';
@@ -186,7 +188,12 @@ t('commit turns the writable layer into a new image layer (deletions included, m
 
 t('-it on a real terminal: raw relay, window size, and SIGWINCH resizing', async (tt) => {
   // util-linux `script` gives hoist a pty as its terminal; the resize comes from outside, as a user's would
-  const inner = `stty rows 40 cols 100; (sleep 1; stty rows 50 cols 120 </dev/tty) & HOIST_ROOT=${root} ${process.execPath} ${hoistBin} run --rm -it busybox sh -c 'stty size; tty; sleep 2; stty size; exit 5'`;
+  // The resize waits until the container has printed its first size (a flag file through a bind
+  // mount), and the container waits (up to 20 s) for the size to change: no timing guesses under load.
+  const flag = await mkdtemp(join(tmpdir(), 'hoist-tty-'));
+  tt.teardown(() => rm(flag, { recursive: true, force: true }));
+  const inside = 'stty size; tty; touch /flag/ready; i=0; while [ "$(stty size)" = "40 100" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; stty size; exit 5';
+  const inner = `stty rows 40 cols 100; (while [ ! -e ${flag}/ready ]; do sleep 0.1; done; stty rows 50 cols 120 </dev/tty) & HOIST_ROOT=${root} ${process.execPath} ${hoistBin} run --rm -it -v ${flag}:/flag busybox sh -c '${inside}'`;
   const r = await new Promise<Result>((resolve) => {
     // script's stdin stays open: at EOF, script types an end-of-file character into the terminal,
     // which the raw relay would pass on to the container (seen as a stray ^@ in the output)
