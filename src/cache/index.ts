@@ -33,8 +33,9 @@ export class CacheIndex {
       const rec = JSON.parse(await readFile(p, 'utf8')) as CacheRecord;
       if (rec.key !== key) return undefined;
       if (rec.layer && (!isDigest(rec.layer.diffID) || !isDigest(rec.layer.blob?.digest))) return undefined;
+      // the touch marks it used for `builder prune`; if a prune took the file meanwhile, this is a miss
       const now = new Date();
-      await utimes(p, now, now).catch(() => undefined);
+      await utimes(p, now, now);
       return rec;
     } catch {
       return undefined;

@@ -23,6 +23,7 @@ import { prepareSnapshots } from '../snapshot/store.js';
 import { chainIDs, openLayer } from '../image/chainid.js';
 import { digestOf } from '../llb/ops.js';
 import type { CacheRecord } from '../cache/index.js';
+import { openBuildLease } from '../cache/prune.js';
 import { Solver, StepError, type SecretSource } from '../solver/solver.js';
 import { HoistError } from '../util/errors.js';
 import { convert } from './convert.js';
@@ -106,6 +107,8 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     emptyCtx = await o.store.tmpDir('empty-context');
     ctxDir = emptyCtx;
   }
+  // what this build uses stays out of any concurrent `builder prune` / `system prune`
+  const lease = await openBuildLease(o.store);
   try {
     const context = await BuildContext.open(ctxDir, o.dockerfilePath ?? (o.contextDir ? undefined : '-'), join(root, 'cache', 'stat'));
     internal(progress, '[internal] load .dockerignore', `transferring context: ${context.patterns.length ? 'patterns loaded' : '2B'} done`);
@@ -177,6 +180,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     await exportCaches(o, solver.records, solved.keys ?? []);
     return { id: img.id, config: img.config, names: [...o.tags, ...extra] };
   } finally {
+    await lease.release();
     progress.close();
     if (emptyCtx) await rm(emptyCtx, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
-import { readdir, rename, rm, lstat } from 'node:fs/promises';
+import { readdir, rm, lstat } from 'node:fs/promises';
+import { listRecordFiles, moveAsideUntouched, protection, pruneBuildCacheLocked, pruneSnapshots } from '../cache/prune.js';
 import { join } from 'node:path';
 import { HoistError } from '../util/errors.js';
-import { isDigest, parseDigest, digestHex, type Digest } from './digest.js';
+import { isDigest, parseDigest, type Digest } from './digest.js';
 import { chainIDs } from './chainid.js';
 import { containersByImage } from './containers.js';
 import { nameOf, validateManifest, type Store } from './store.js';
@@ -66,6 +67,8 @@ export interface PruneResult {
   removedBlobs: number;
   removedSnapshots: number;
   reclaimedBytes: number;
+  /** IDs of the build cache entries removed. */
+  deletedCache: string[];
 }
 
 async function sizeOf(path: string): Promise<number> {
@@ -82,58 +85,68 @@ export const diskUsage = sizeOf;
 
 /**
  * Removes, under the store lock: untagged images no container uses (when
- * `dangling`), blobs nothing reachable needs, and (when `snapshots`) snapshot
- * directories whose chain ID belongs to no stored image or container's image.
+ * `dangling`), unused build cache not shared with an image (when `buildCache`, as
+ * `docker system prune` does), blobs nothing reachable needs, and (when `snapshots`)
+ * snapshot directories whose chain ID belongs to no stored image or container's
+ * image. What a running build may be using (see src/cache/prune.ts) is kept: blobs
+ * of records it touched, and anything newer than its lease.
  */
-export async function prune(store: Store, opts: { dangling: boolean; snapshots: boolean; onlyBlobs?: Set<Digest> }): Promise<PruneResult> {
-  return store.withLock(async () => {
-    const res: PruneResult = { removedImages: [], removedBlobs: 0, removedSnapshots: 0, reclaimedBytes: 0 };
-    const used = await containersByImage(store.root);
-    if (opts.dangling) {
-      await store.modifyIndexLocked(async (idx) => {
-        const keep: Descriptor[] = [];
-        for (const d of idx.manifests) {
-          if (nameOf(d)) {
-            keep.push(d);
-            continue;
+export async function prune(store: Store, opts: { dangling: boolean; snapshots: boolean; buildCache?: boolean; onlyBlobs?: Set<Digest> }): Promise<PruneResult> {
+  const trash: string[] = [];
+  try {
+    return await store.withLock(async () => {
+      const res: PruneResult = { removedImages: [], removedBlobs: 0, removedSnapshots: 0, reclaimedBytes: 0, deletedCache: [] };
+      const used = await containersByImage(store.root);
+      if (opts.dangling) {
+        await store.modifyIndexLocked(async (idx) => {
+          const keep: Descriptor[] = [];
+          for (const d of idx.manifests) {
+            if (nameOf(d)) {
+              keep.push(d);
+              continue;
+            }
+            const id = await store.configDigestOf(d).catch(() => undefined);
+            if (id && used.has(id)) keep.push(d);
+            else if (!idx.manifests.some((o) => o !== d && o.digest === d.digest && nameOf(o))) res.removedImages.push(id ?? d.digest);
           }
-          const id = await store.configDigestOf(d).catch(() => undefined);
-          if (id && used.has(id)) keep.push(d);
-          else if (!idx.manifests.some((o) => o !== d && o.digest === d.digest && nameOf(o))) res.removedImages.push(id ?? d.digest);
-        }
-        idx.manifests = keep;
-      });
-    }
-    const reach = await reachable(store);
-    for (const b of await store.listBlobs()) {
-      if (reach.blobs.has(b)) continue;
-      if (opts.onlyBlobs && !opts.onlyBlobs.has(b)) continue;
-      const p = store.blobPath(b);
-      res.reclaimedBytes += await sizeOf(p);
-      await rm(p, { force: true });
-      res.removedBlobs++;
-    }
-    if (opts.snapshots) {
-      const keep = new Set([...reach.chains].map((c) => digestHex(c)));
-      // A container whose image was force-removed still needs its layers.
-      for (const id of used.keys()) {
-        if (reach.images.has(id as Digest)) continue;
-        if (!isDigest(id) || !(await store.hasBlob(id))) continue;
-        const cfg = await store.readJSON<ImageConfig>(id).catch(() => undefined);
-        for (const c of chainIDs((cfg?.rootfs?.diff_ids ?? []).filter(isDigest))) keep.add(digestHex(c));
+          idx.manifests = keep;
+        });
       }
-      const dir = `${store.root}/snapshots`;
-      for (const n of await readdir(dir).catch(() => [] as string[])) {
-        // Only chain-ID directories: anything else there belongs to the snapshotter's own bookkeeping.
-        if (!/^[a-f0-9]{64}$/.test(n) || keep.has(n)) continue;
-        const bytes = await sizeOf(join(dir, n));
-        const trash = join(await store.tmpDir('snapshot-prune'), 'old');
-        await rename(join(dir, n), trash).catch(() => undefined);
-        await rm(join(trash, '..'), { recursive: true, force: true });
+      const prot = await protection(store.root);
+      if (opts.buildCache) {
+        const c = await pruneBuildCacheLocked(store, { all: false }, prot, trash);
+        res.deletedCache = c.deleted;
+        res.reclaimedBytes += c.reclaimedBytes;
+      }
+      const reach = await reachable(store);
+      // blobs of records a running build touched (and, after a build cache prune, of every record left)
+      const recordBlobs = new Set<string>();
+      const recordDiffs = new Set<string>();
+      for (const f of await listRecordFiles(store.root)) {
+        if (!f.rec?.layer || (!opts.buildCache && f.mtimeMs < prot.protectFrom)) continue;
+        recordBlobs.add(f.rec.layer.blob.digest);
+        recordDiffs.add(f.rec.layer.diffID);
+      }
+      const bin = await store.tmpDir('prune');
+      trash.push(bin);
+      let seq = 0;
+      const aside = () => join(bin, String(seq++));
+      for (const b of await store.listBlobs()) {
+        if (reach.blobs.has(b) || recordBlobs.has(b)) continue;
+        if (opts.onlyBlobs && !opts.onlyBlobs.has(b)) continue;
+        const bytes = await sizeOf(store.blobPath(b));
+        if (!(await moveAsideUntouched(store.blobPath(b), undefined, prot, aside()))) continue;
         res.reclaimedBytes += bytes;
-        res.removedSnapshots++;
+        res.removedBlobs++;
       }
-    }
-    return res;
-  });
+      if (opts.snapshots) {
+        const s = await pruneSnapshots(store, reach, prot, recordDiffs, () => true, aside);
+        res.reclaimedBytes += s.bytes;
+        res.removedSnapshots = s.count;
+      }
+      return res;
+    });
+  } finally {
+    for (const t of trash) await rm(t, { recursive: true, force: true }).catch(() => undefined);
+  }
 }

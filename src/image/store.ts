@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, unlink, utimes, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -117,6 +117,12 @@ export class Store {
     return (await stat(this.blobPath(d)).catch(() => null))?.isFile() ?? false;
   }
 
+  /** True when the blob is committed; bumps its file time so a concurrent prune keeps it (src/cache/prune.ts). */
+  private async touchBlob(d: Digest): Promise<boolean> {
+    const now = new Date();
+    return utimes(this.blobPath(d), now, now).then(() => true, () => false);
+  }
+
   /** Size of a committed blob, or undefined. */
   async blobSize(d: Digest): Promise<number | undefined> {
     return (await stat(this.blobPath(d)).catch(() => null))?.size;
@@ -186,7 +192,7 @@ export class Store {
   async commit(items: Ingested[]): Promise<void> {
     for (const it of items) {
       const dst = this.blobPath(it.digest);
-      if (await this.hasBlob(it.digest)) {
+      if (await this.touchBlob(it.digest)) {
         await unlink(it.tmpPath).catch(() => undefined);
         continue;
       }
@@ -198,7 +204,7 @@ export class Store {
   /** Writes a small in-memory blob (manifest, config) into the store and returns its descriptor. */
   async putBlob(data: Buffer, mediaType: string): Promise<Descriptor> {
     const digest = sha256Of(data);
-    if (!(await this.hasBlob(digest))) {
+    if (!(await this.touchBlob(digest))) {
       const dir = await this.tmpDir('put');
       try {
         const tmp = join(dir, 'blob');

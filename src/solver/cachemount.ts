@@ -17,7 +17,7 @@
  * hoist exits in any way, so a crashed build never leaves a cache locked.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalJSON, sha256Digest } from '../llb/ops.js';
@@ -61,12 +61,19 @@ export async function acquireCacheMount(root: string, r: CacheMountRequest): Pro
   const dirOf = (n: number): string => join(base, n === 0 ? name : `${name}-${n}`);
   const exists = async (n: number): Promise<boolean> => !!(await stat(dirOf(n)).catch(() => null));
   const mode = r.sharing === 'shared' ? 'shared' : 'exclusive';
-  for (;;) {
+  scan: for (;;) {
     let count = 0;
     while (await exists(count)) count++;
     for (let n = 0; n < count; n++) {
       const held = await tryLock(`${dirOf(n)}.lock`, mode);
-      if (held) return { dir: dirOf(n), instance: n, name, release: () => held.release() };
+      if (!held) continue;
+      if (!(await exists(n))) {
+        // `hoist builder prune` removed it between the scan and the lock: look again
+        await held.release();
+        continue scan;
+      }
+      await touch(`${dirOf(n)}.lock`);
+      return { dir: dirOf(n), instance: n, name, release: () => held.release() };
     }
     if (r.sharing === 'locked' && count > 0) {
       // BuildKit polls too: any instance that frees up will do
@@ -81,6 +88,7 @@ export async function acquireCacheMount(root: string, r: CacheMountRequest): Pro
         await held.release();
         throw e;
       }
+      await touch(`${dirOf(count)}.lock`);
       return { dir: dirOf(count), instance: count, name, release: () => held.release() };
     }
     await sleep(50);
@@ -109,6 +117,17 @@ async function create(dir: string, createLock: string, r: CacheMountRequest): Pr
 
 interface Held {
   release(): Promise<void>;
+}
+
+/** The lock file's time is the instance's last use (what `builder prune --filter until=` reads). */
+async function touch(file: string): Promise<void> {
+  const now = new Date();
+  await utimes(file, now, now).catch(() => undefined);
+}
+
+/** Takes instance `dir` exclusively if nobody uses it (for pruning it); undefined when a RUN holds it. */
+export function tryLockInstance(dir: string): Promise<Held | undefined> {
+  return tryLock(`${dir}.lock`, 'exclusive');
 }
 
 const BUSY = 75;

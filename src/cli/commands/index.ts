@@ -16,6 +16,7 @@ export const commandLoaders: readonly (readonly [name: string, load: () => Promi
   ['inspect', async () => (await import('./inspect.js')).inspectCommand],
   ['history', async () => (await import('./history.js')).historyCommand],
   ['system', async () => (await import('./system.js')).systemCommand],
+  ['builder', async () => (await import('./builder.js')).builderCommand],
   ['build', async () => (await import('./build.js')).buildCommand],
   ['run', async () => (await import('./run.js')).runCommand],
   ['ps', async () => (await import('./ps.js')).psCommand],

@@ -6,13 +6,14 @@ import { HashingStream, type Store } from '../../image/store.js';
 import { pipeline } from 'node:stream/promises';
 import { countContainers, containersByImage } from '../../image/containers.js';
 import { diskUsage, prune, reachable } from '../../image/gc.js';
-import { humanSize, table } from '../../image/format.js';
+import { humanDuration, humanSize, table } from '../../image/format.js';
+import { listBuildCache, protection } from '../../cache/prune.js';
 import { imageSize } from '../../image/ops.js';
 import { digestHex } from '../../image/digest.js';
 import { readdir } from 'node:fs/promises';
 import type { CliIO } from '../io.js';
 
-async function df(store: Store, io: CliIO): Promise<void> {
+async function df(store: Store, io: CliIO, verbose: boolean): Promise<void> {
   const images = await store.listImages();
   const used = await containersByImage(store.root);
   const reach = await reachable(store);
@@ -36,9 +37,17 @@ async function df(store: Store, io: CliIO): Promise<void> {
     if (!keepChains.has(n)) snapReclaim += b;
   }
   const containerBytes = await diskUsage(join(store.root, 'containers'));
-  const cacheBytes = await diskUsage(join(store.root, 'cache'));
+  const cache = await listBuildCache(store, await protection(store.root), reach);
+  // layers only cache records keep are build cache, not image data
+  for (const b of new Set(cache.filter((e) => e.layer && !e.shared).map((e) => e.layer!.blob))) {
+    if (reach.blobs.has(b)) continue;
+    const n = (await store.blobSize(b)) ?? 0;
+    blobBytes -= n;
+  }
+  const cacheBytes = cache.reduce((n, e) => n + (e.shared ? 0 : e.size), 0);
+  const cacheReclaim = cache.reduce((n, e) => n + (e.shared || e.inUse ? 0 : e.size), 0);
   const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : '');
-  const reclaimImages = blobBytes - activeBytes;
+  const reclaimImages = Math.max(0, blobBytes - activeBytes);
   const activeImages = images.filter((i) => used.has(i.id)).length;
   void imageSize;
   io.stdout.write(
@@ -48,10 +57,23 @@ async function df(store: Store, io: CliIO): Promise<void> {
         ['Images', String(images.length), String(activeImages), humanSize(blobBytes), `${humanSize(reclaimImages)}${pct(reclaimImages, blobBytes)}`],
         ['Snapshots', String(snapNames.length), String(snapNames.length - snapNames.filter((n) => !keepChains.has(n)).length), humanSize(snapBytes), `${humanSize(snapReclaim)}${pct(snapReclaim, snapBytes)}`],
         ['Containers', String(await countContainers(store.root)), '-', humanSize(containerBytes), '-'],
-        ['Build Cache', '-', '-', humanSize(cacheBytes), '-'],
+        ['Build Cache', String(cache.length), String(cache.filter((e) => e.inUse).length), humanSize(cacheBytes), humanSize(cacheReclaim)],
       ],
     ),
   );
+  if (verbose) {
+    const now = Date.now();
+    const when = (t: number) => `${humanDuration(Math.max(0, now - t))} ago`;
+    io.stdout.write(`\nBuild cache usage: ${humanSize(cacheBytes)}\n\n`);
+    io.stdout.write(
+      table(
+        ['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED'],
+        [...cache]
+          .sort((a, b) => b.lastUsed - a.lastUsed)
+          .map((e) => [e.id.slice(0, 12), e.type, humanSize(e.size), when(e.created), when(e.lastUsed), e.inUse ? '1' : '0', String(e.shared)]),
+      ),
+    );
+  }
 }
 
 async function check(store: Store, io: CliIO): Promise<number> {
@@ -86,17 +108,22 @@ export const systemCommand: HoistCommand = {
   builder: (y) =>
     y
       .positional('action', { choices: ['df', 'prune', 'check'] as const })
-      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'prune: accepted for Docker compatibility (hoist never prompts)' }),
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'prune: accepted for Docker compatibility (hoist never prompts)' })
+      // -v is --verbose here, as in docker system df, not the global --version
+      .version(false)
+      .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'df: list every build cache entry' }),
   handler: async (args, io) => {
     const store = await openStore(args.root as string | undefined, io.env, io.cwd);
     switch (args.action) {
       case 'df':
-        return df(store, io);
+        return df(store, io, args.verbose as boolean);
       case 'check':
         return check(store, io);
       case 'prune': {
-        const r = await prune(store, { dangling: true, snapshots: true });
+        // as docker system prune: dangling images and the build cache no image shares
+        const r = await prune(store, { dangling: true, snapshots: true, buildCache: true });
         for (const id of r.removedImages) io.stdout.write(`Deleted Images: ${id}\n`);
+        if (r.deletedCache.length) io.stdout.write(`Deleted build cache objects:\n${r.deletedCache.map((id) => `${id}\n`).join('')}\n`);
         io.stdout.write(`Removed ${r.removedBlobs} blob(s) and ${r.removedSnapshots} snapshot(s)\nTotal reclaimed space: ${humanSize(r.reclaimedBytes)}\n`);
         return 0;
       }
