@@ -37,7 +37,7 @@ import { HoistError } from '../util/errors.js';
 import type { CacheRecord } from './index.js';
 
 /** Kernel file times lag the wall clock a little (coarse clock): a lease counts from a bit before it began. */
-const LEASE_SLACK_MS = 2000;
+const LEASE_SLACK_MS = 1000;
 
 /** One build cache entry, as `docker system df -v` lists them. */
 export interface CacheEntry {
