@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
 import type { StatCache } from '../context/statcache.js';
 
 export interface HashOptions {
@@ -18,6 +17,15 @@ export interface HashOptions {
 }
 
 const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Sorts names by their UTF-8 bytes. Without surrogate pairs, UTF-16 code unit order is
+ * the same order, and the plain sort needs no buffer per comparison.
+ */
+export function sortNames(names: string[]): string[] {
+  return names.some((n) => SURROGATE.test(n)) ? names.sort(byBytes) : names.sort();
+}
 
 function typeOf(st: BigIntStats): string {
   if (st.isDirectory()) return 'dir';
@@ -79,29 +87,40 @@ let sinceYield = 0;
  */
 export async function hashTree(abs: string, rel: string, opts: HashOptions = {}, st?: BigIntStats): Promise<string> {
   st ??= lstatSync(abs, { bigint: true });
-  if (++sinceYield >= YIELD_EVERY) {
-    sinceYield = 0;
-    await new Promise<void>((r) => setImmediate(r));
-  }
-  if (!st.isDirectory()) {
-    const key = opts.statCache?.key(rel, st);
-    if (key !== undefined) {
-      const cached = opts.statCache!.get(rel, key);
-      if (cached) return cached;
-    }
-    const h = createHash('sha256').update(await header(abs, st, opts));
-    if (st.isFile()) h.update('\0' + (await fileBytesDigest(abs, st.size)));
-    const d = `sha256:${h.digest('hex')}`;
-    if (key !== undefined) opts.statCache!.set(rel, key, d);
-    return d;
-  }
+  if (!st.isDirectory()) return hashEntry(abs, rel, opts, st);
   const h = createHash('sha256').update(await header(abs, st, opts));
-  const names = readdirSync(abs).sort(byBytes);
+  const names = sortNames(readdirSync(abs));
+  const base = abs.endsWith('/') ? abs : abs + '/';
+  const relBase = rel === '' || rel === '.' ? '' : rel + '/';
+  const cache = opts.statCache;
   for (const name of names) {
-    const childRel = rel === '' || rel === '.' ? name : `${rel}/${name}`;
-    const cst = lstatSync(join(abs, name), { bigint: true });
-    if (opts.include && !opts.include(childRel, cst.isDirectory())) continue;
-    h.update(`\0${name}\0${await hashTree(join(abs, name), childRel, opts, cst)}`);
+    const childAbs = base + name;
+    const childRel = relBase + name;
+    const cst = lstatSync(childAbs, { bigint: true });
+    const isDir = cst.isDirectory();
+    if (opts.include && !opts.include(childRel, isDir)) continue;
+    if (++sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    // the no-op rebuild's whole work per file: one lstat and one string compare, no promise
+    const cached = !isDir && cache ? cache.get(childRel, cache.key(cst)) : undefined;
+    const d = cached ?? (isDir ? await hashTree(childAbs, childRel, opts, cst) : await hashEntry(childAbs, childRel, opts, cst));
+    h.update(`\0${name}\0${d}`);
   }
   return `sha256:${h.digest('hex')}`;
+}
+
+/** Digest of one non-directory entry, through the stat cache. */
+async function hashEntry(abs: string, rel: string, opts: HashOptions, st: BigIntStats): Promise<string> {
+  const key = opts.statCache?.key(st);
+  if (key !== undefined) {
+    const cached = opts.statCache!.get(rel, key);
+    if (cached) return cached;
+  }
+  const h = createHash('sha256').update(await header(abs, st, opts));
+  if (st.isFile()) h.update('\0' + (await fileBytesDigest(abs, st.size)));
+  const d = `sha256:${h.digest('hex')}`;
+  if (key !== undefined) opts.statCache!.set(rel, key, d);
+  return d;
 }

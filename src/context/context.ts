@@ -63,7 +63,8 @@ export class BuildContext {
     return hashTree(abs, rel, {
       statCache: this.stats,
       xattrs: (p) => this.xattrsOf(p),
-      include: (r, isDir) => {
+      // nothing to filter (no ignore file, no --exclude): no call per entry
+      include: this.matcher.empty && (!exclude || exclude.empty) ? undefined : (r, isDir) => {
         const sub = rel && r.startsWith(rel + '/') ? r.slice(rel.length + 1) : r;
         if (exclude && !exclude.empty && exclude.matchesOrParentMatches(sub)) return false;
         if (!this.matcher.matchesOrParentMatches(r)) return true;

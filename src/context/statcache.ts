@@ -1,29 +1,20 @@
 /**
- * The context stat cache: per context path, an xxhash of (path, size, mtime, ctime,
- * inode, mode, uid, gid) and the content digest computed when the file last had
- * that stat. A file whose stat key is unchanged is not read again, so a no-op
- * rebuild reads no file content at all.
+ * The context stat cache: per context path, its stat key (size, mtime and ctime in
+ * nanoseconds, inode, mode, uid, gid) and the content digest computed when the file
+ * last had that stat. A file whose stat key is unchanged is not read again, so a
+ * no-op rebuild reads no file content at all. The key is the plain text of those
+ * fields: hashing it cost more than comparing it (a no-op rebuild makes one per file).
  *
  * Stored as one JSON file per context directory under `$ROOT/cache/stat/`, written
  * to a temporary file and renamed, so a crash never leaves a half-written cache.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import xxhash from 'xxhash-wasm';
-
-type Hasher = Awaited<ReturnType<typeof xxhash>>;
-let hasherP: Promise<Hasher> | undefined;
-
-/** The xxhash-wasm instance (instantiated once per process). */
-export function hasher(): Promise<Hasher> {
-  hasherP ??= xxhash();
-  return hasherP;
-}
 
 interface Entry {
-  /** xxhash64 of the stat fields, hex. */
+  /** The stat fields, as {@link StatCache.key} writes them. */
   k: string;
   /** Content digest of the file. */
   d: string;
@@ -32,20 +23,18 @@ interface Entry {
 /** Cache of content digests keyed by stat data, for one context directory. */
 export class StatCache {
   private dirty = false;
-  private readonly seen = new Set<string>();
 
   private constructor(
     private readonly file: string | null,
     private readonly contextDir: string,
     private readonly entries: Map<string, Entry>,
-    private readonly h: Hasher,
   ) {}
 
   /** Opens the cache for `contextDir` under `cacheDir` (null: in-memory only). */
   static async open(cacheDir: string | null, contextDir: string): Promise<StatCache> {
-    const h = await hasher();
-    if (!cacheDir) return new StatCache(null, contextDir, new Map(), h);
-    const file = join(cacheDir, `${h.h64ToString(contextDir)}.json`);
+    if (!cacheDir) return new StatCache(null, contextDir, new Map());
+    // v2: plain-text stat keys (v1 files, named by an xxhash of the directory, are left to expire)
+    const file = join(cacheDir, `v2-${createHash('sha256').update(contextDir).digest('hex').slice(0, 32)}.json`);
     let entries = new Map<string, Entry>();
     try {
       const data = JSON.parse(await readFile(file, 'utf8')) as { dir?: string; entries?: Record<string, Entry> };
@@ -54,24 +43,22 @@ export class StatCache {
     } catch {
       entries = new Map();
     }
-    return new StatCache(file, contextDir, entries, h);
+    return new StatCache(file, contextDir, entries);
   }
 
-  /** The stat key of one path. */
-  key(rel: string, st: BigIntStats): string {
-    return this.h.h64ToString(`${rel}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.ino}\0${st.mode}\0${st.uid}\0${st.gid}`);
+  /** The stat key of one path (the path itself is the entry's name). */
+  key(st: BigIntStats): string {
+    return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.mode}:${st.uid}:${st.gid}`;
   }
 
   /** The cached digest of `rel` when its stat key still matches. */
   get(rel: string, key: string): string | undefined {
-    this.seen.add(rel);
     const e = this.entries.get(rel);
-    return e && e.k === key ? e.d : undefined;
+    return e !== undefined && e.k === key ? e.d : undefined;
   }
 
   /** Records the digest computed for `rel` at stat key `key`. */
   set(rel: string, key: string, digest: string): void {
-    this.seen.add(rel);
     this.entries.set(rel, { k: key, d: digest });
     this.dirty = true;
   }

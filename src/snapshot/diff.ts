@@ -1,6 +1,7 @@
 import { closeSync, constants as fsConstants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
+import { sortNames } from '../cache/contenthash.js';
 import { HoistError } from '../util/errors.js';
 import { END_OF_ARCHIVE, encodeHeader, padding, type TarEntry } from './tarwriter.js';
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './unpack.js';
@@ -39,8 +40,6 @@ function devNumbers(rdev: bigint): [number, number] {
   const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
   return [Number(major & 0xffffffffn), Number(minor & 0xffffffffn)];
 }
-
-const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /** Output is gathered into chunks of about this size: fewer, larger writes through hash, gzip and file. */
 const BATCH = 256 * 1024;
@@ -112,7 +111,7 @@ async function* walkTree(root: string, overlay: boolean, opts: TarTreeOptions): 
   };
 
   async function* walk(dir: string, rel: string): AsyncGenerator<Buffer> {
-    const names = readdirSync(dir).sort(byBytes);
+    const names = sortNames(readdirSync(dir));
     for (const name of names) {
       const abs = join(dir, name);
       const r = rel ? `${rel}/${name}` : name;
