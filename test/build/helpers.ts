@@ -12,7 +12,7 @@ export interface Run {
 }
 
 /** Runs `node bin/hoist ARGS` with HOIST_ROOT=root. */
-export function hoist(root: string, args: string[], opts: { cwd?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function hoist(root: string, args: string[], opts: { cwd?: string; stdin?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [hoistBin, ...args], {
       cwd: opts.cwd, env: { ...process.env, ...opts.env, HOIST_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'],

@@ -1,14 +1,16 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { HoistCommand } from '../command.js';
 import { parseCacheFrom, parseCacheTo } from '../../cache/remote.js';
+import { readStdinInput } from '../../context/stdin.js';
 import { build, type BuildOutput } from '../../frontend/build.js';
 import { openStore } from '../../image/open.js';
 import { hostPlatform } from '../../image/store.js';
 import { normalizeName } from '../../image/reference.js';
 import { clientOptionsFrom, withRegistryOptions } from '../../registry/cliopts.js';
 import { makeProgress, type ProgressMode } from '../../progress/progress.js';
+import { resolveInRoot } from '../../solver/rootpath.js';
 import type { SecretSource } from '../../solver/solver.js';
 import { HoistError } from '../../util/errors.js';
 
@@ -117,9 +119,9 @@ export const buildCommand: HoistCommand = {
   describe: 'Build an image from a Dockerfile',
   builder: (y) =>
     withRegistryOptions(y)
-      .positional('context', { type: 'string', describe: 'Build context directory, or - to read the Dockerfile from stdin (no context)' })
+      .positional('context', { type: 'string', describe: 'Build context directory, or - for stdin: a tar archive of the context (plain, gzip, bzip2, xz, zstd) or a Dockerfile (empty context)' })
       .option('tag', { alias: 't', type: 'string', describe: 'Name the image (repeatable)' })
-      .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin)' })
+      .option('file', { alias: 'f', type: 'string', describe: 'Dockerfile path (default: CONTEXT/Dockerfile; - for stdin; with a context archive on stdin, a path inside it)' })
       .option('build-arg', { type: 'string', describe: 'Set a build argument KEY[=VALUE] (repeatable)' })
       .option('target', { type: 'string', describe: 'Build this stage' })
       .option('no-cache', { type: 'boolean', default: false, describe: 'Do not use the build cache' })
@@ -144,13 +146,39 @@ export const buildCommand: HoistCommand = {
       const ok = want.every((p) => p === `${hp.os}/${hp.architecture}` || p === `${hp.os}/${hp.architecture}${hp.variant ? '/' + hp.variant : ''}`);
       if (!ok) throw usage(`--platform ${args.platform} is not supported: hoist builds for ${hp.os}/${hp.architecture} only`);
     }
-    const stdinContext = ctxArg === '-';
-    const contextDir = stdinContext ? null : resolve(io.cwd, ctxArg);
+    // yargs hands a lone `-` positional over as ''
+    const stdinContext = ctxArg === '-' || ctxArg === '';
+    let contextDir = stdinContext ? null : resolve(io.cwd, ctxArg);
+    const store = await openStore(args.root as string | undefined, io.env, io.cwd);
     let text: string;
     let dockerfilePath: string | undefined;
     let name = 'Dockerfile';
-    if (stdinContext || args.file === '-') {
-      if (stdinContext && args.file && args.file !== '-') throw usage('with a context of -, the Dockerfile comes from stdin; drop -f');
+    let stdinTmp: string | undefined;
+    if (stdinContext) {
+      if (args.file === '-') throw usage('the context and the Dockerfile cannot both come from stdin', 'pass the context as a directory, or the Dockerfile inside the archive with -f');
+      stdinTmp = await store.tmpDir('stdin-context');
+      const input = await readStdinInput(io.stdin, stdinTmp).catch(async (e: unknown) => {
+        await rm(stdinTmp!, { recursive: true, force: true });
+        throw e;
+      });
+      if (input.kind === 'dockerfile') {
+        if (args.file) throw usage('-f names a file in the context, but stdin holds a Dockerfile, not a context archive', 'drop -f, or pipe a tar archive of the context');
+        text = input.text;
+        dockerfilePath = '-';
+      } else {
+        // a tar context: the Dockerfile is inside it (-f is relative to the context), found without leaving it
+        contextDir = input.dir;
+        name = args.file ? String(args.file) : 'Dockerfile';
+        dockerfilePath = await resolveInRoot(contextDir, '/' + name);
+        try {
+          text = await readFile(dockerfilePath, 'utf8');
+        } catch {
+          await rm(stdinTmp, { recursive: true, force: true });
+          throw new HoistError('E_DOCKERFILE', `the context archive from stdin has no ${name}`, { hint: 'add a Dockerfile to the archive or name it with -f PATH-IN-ARCHIVE' });
+        }
+        name = basename(name);
+      }
+    } else if (args.file === '-') {
       text = await readAll(io.stdin);
       dockerfilePath = '-';
     } else {
@@ -189,7 +217,6 @@ export const buildCommand: HoistCommand = {
     }
     const cacheTo = list(args.cacheTo).map(parseCacheTo);
     const cacheFrom = list(args.cacheFrom).map(parseCacheFrom);
-    const store = await openStore(args.root as string | undefined, io.env, io.cwd);
     const mode = (args.quiet ? 'quiet' : String(args.progress)) as ProgressMode;
     const progress = makeProgress(mode, io.stderr as typeof io.stderr & { isTTY?: boolean });
     const tags = list(args.tag);
@@ -202,7 +229,7 @@ export const buildCommand: HoistCommand = {
       store, contextDir, dockerfileText: text, dockerfilePath, dockerfileName: name, tags, buildArgs, target: args.target as string | undefined,
       noCache: Boolean(args.noCache) || args.cache === false, labels, secrets, output, progress, env: io.env, cacheTo, cacheFrom,
       registry: { ...clientOptionsFrom(args, io.env), pull: Boolean(args.pull) },
-    });
+    }).finally(() => (stdinTmp ? rm(stdinTmp, { recursive: true, force: true }) : undefined));
     if (res.id) {
       if (args.iidfile) await writeFile(resolve(io.cwd, String(args.iidfile)), res.id);
       if (!((output.type === 'oci' || output.type === 'docker') && typeof output.dest !== 'string')) io.stdout.write(res.id + '\n');
