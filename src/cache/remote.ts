@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, type Ingested, type Store } from '../image/store.js';
 import { isDigest, sha256Of, type Digest } from '../image/digest.js';
-import { diffIDOf } from '../image/layer.js';
+import { compressionOfMediaType, diffIDOf } from '../image/layer.js';
 import { withFileLock } from '../image/lock.js';
 import { pidAlive } from '../image/tmpdir.js';
 import { familiarString, parseReference, repositoryName, type Reference } from '../image/reference.js';
@@ -42,6 +42,8 @@ export const CACHE_ARTIFACT_TYPE = 'application/vnd.hoist.cache.v1';
 export const CACHE_CONFIG_TYPE = 'application/vnd.hoist.cache.config.v1+json';
 /** Largest record list read from a cache (the config blob). */
 const MAX_CACHE_CONFIG = 64 * 1024 * 1024;
+/** Largest index.json read from a local cache layout. */
+const MAX_LAYOUT_INDEX = 4 * 1024 * 1024;
 
 /** `--cache-to`: where and how much to export. */
 export type CacheExportSpec = { mode: 'min' | 'max'; ignoreError: boolean } & (
@@ -368,8 +370,13 @@ async function openLocal(spec: Extract<CacheImportSpec, { type: 'local' }>): Pro
   const name = dir;
   let idx: ImageIndex;
   try {
+    // a FIFO or a device (or a symlink to one) would block or never end: only a regular file of sane size is read
+    const st = await stat(join(dir, 'index.json'));
+    if (!st.isFile()) throw new HoistError('E_CACHE_IMPORT', `${join(dir, 'index.json')}: not a regular file`);
+    if (st.size > MAX_LAYOUT_INDEX) throw new HoistError('E_CACHE_IMPORT', `${join(dir, 'index.json')}: larger than ${MAX_LAYOUT_INDEX} bytes`);
     idx = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as ImageIndex;
   } catch (e) {
+    if (e instanceof HoistError) throw e;
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'not valid JSON';
     throw new HoistError('E_CACHE_IMPORT', `${join(dir, 'index.json')}: ${why}`);
   }
@@ -390,7 +397,11 @@ async function openLocal(spec: Extract<CacheImportSpec, { type: 'local' }>): Pro
     name,
     fetch: async (store, tmp, d) => {
       const p = join(dir, 'blobs', 'sha256', d.digest.slice(7));
-      return store.ingest(createReadStream(p), tmp, { digest: d.digest, size: d.size });
+      // stat before open: a FIFO would block the open, a device (/dev/zero) or an oversized file would fill the disk
+      const st = await stat(p);
+      if (!st.isFile()) throw new Error('not a regular file');
+      if (st.size !== d.size) throw new Error(`${st.size} bytes where the cache says ${d.size}`);
+      return store.ingest(createReadStream(p, { start: 0, end: Math.max(0, d.size - 1) }), tmp, { digest: d.digest, size: d.size });
     },
   };
   return { source, records };
@@ -464,14 +475,33 @@ export class CacheImports {
     const hit = this.records.get(key);
     if (!hit) return undefined;
     const layer = hit.rec.layer;
-    if (!layer || (await this.store.hasBlob(layer.blob.digest))) return hit.rec;
-    let p = this.blobs.get(layer.blob.digest);
+    if (!layer) return hit.rec;
+    // a record is checked even when its blob is stored already: a hostile cache could pair a
+    // stored blob with another layer's diff ID, and the image would carry the wrong diff ID
+    const k = `${layer.blob.digest} ${layer.diffID} ${layer.blob.mediaType}`;
+    let p = this.blobs.get(k);
     if (!p) {
-      p = this.fetchBlob(hit.source, layer, hit.registry);
-      this.blobs.set(layer.blob.digest, p);
+      p = (async () => {
+        if (await this.store.hasBlob(layer.blob.digest)) await this.verify(this.store.blobPath(layer.blob.digest), layer, hit.source.name);
+        else await this.fetchBlob(hit.source, layer, hit.registry);
+      })();
+      this.blobs.set(k, p);
     }
     await p;
     return hit.rec;
+  }
+
+  /** Refuses a blob whose content is not the layer the record names (diff ID) or not the compression its media type says. */
+  private async verify(path: string, layer: LayerRef, from: string): Promise<void> {
+    const d = layer.blob.digest;
+    const got = await diffIDOf(createReadStream(path)).catch(() => undefined);
+    if (got?.diffID !== layer.diffID) {
+      throw new HoistError('E_CACHE_IMPORT', `cache blob ${d} from ${from} does not hold the layer its record names (diff ID ${got?.diffID ?? 'unreadable'}, expected ${layer.diffID})`);
+    }
+    const want = compressionOfMediaType(layer.blob.mediaType);
+    if (want !== got.compression) {
+      throw new HoistError('E_CACHE_IMPORT', `cache blob ${d} from ${from} is ${got.compression} but its record says media type ${JSON.stringify(layer.blob.mediaType)}`);
+    }
   }
 
   private async fetchBlob(source: Source, layer: LayerRef, registry: string | undefined): Promise<void> {
@@ -486,10 +516,7 @@ export class CacheImports {
       throw new HoistError('E_CACHE_IMPORT', `cache blob ${d.digest} from ${source.name} ${why}`);
     }
     try {
-      const got = await diffIDOf(createReadStream(ing.tmpPath)).catch(() => undefined);
-      if (got?.diffID !== layer.diffID) {
-        throw new HoistError('E_CACHE_IMPORT', `cache blob ${d.digest} from ${source.name} does not hold the layer its record names (diff ID ${got?.diffID ?? 'unreadable'}, expected ${layer.diffID})`);
-      }
+      await this.verify(ing.tmpPath, layer, source.name);
       await this.store.commit([ing]);
     } finally {
       await rm(ing.tmpPath, { force: true }).catch(() => undefined);

@@ -175,6 +175,11 @@ async function download(op: HttpOp, etags: string[], tmpDir: () => Promise<strin
   } catch (e) {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     if (e instanceof HoistError) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      throw new HoistError('E_HTTP', `failed to load cache key: the file name ${op.filename.length > 40 ? op.filename.slice(0, 40) + '…' : op.filename} taken from ${op.url} is longer than a file name can be`, {
+        hint: 'use a URL whose last path component is shorter than 256 bytes',
+      });
+    }
     throw new HoistError('E_HTTP', `failed to load cache key: reading ${op.url}: ${(e as Error).message}`, { hint: 'check the network and try again' });
   }
 }
@@ -203,7 +208,14 @@ function get(url: string, headers: Record<string, string>, hops = 0): Promise<In
           reject(new Error(`stopped after ${MAX_REDIRECTS} redirects`));
           return;
         }
-        const next = new URL(loc, u).toString();
+        let next: string;
+        try {
+          next = new URL(loc, u).toString();
+        } catch {
+          // a Location no URL parser takes must fail the ADD, not throw inside the response callback
+          reject(new Error(`invalid redirect location ${JSON.stringify(loc)}`));
+          return;
+        }
         if (!/^https?:$/.test(new URL(next).protocol)) {
           reject(new Error(`redirect to unsupported protocol: ${next}`));
           return;
