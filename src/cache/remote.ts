@@ -181,6 +181,9 @@ function parseCacheManifest(bytes: Buffer, where: string): { config: Descriptor;
   return { config: m.config, layers: m.layers };
 }
 
+const isRFC3339 = (v: unknown): v is string =>
+  typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(v) && !Number.isNaN(Date.parse(v));
+
 /** Parses and checks the record list: every layer a record names must be one of the manifest's layers. */
 function parseCacheConfig(bytes: Buffer, layers: Descriptor[], where: string): CacheRecord[] {
   let c: CacheConfig;
@@ -193,12 +196,13 @@ function parseCacheConfig(bytes: Buffer, layers: Descriptor[], where: string): C
   const byDigest = new Map(layers.map((l) => [l.digest, l]));
   const out: CacheRecord[] = [];
   for (const r of c.records) {
-    if (!isDigest(r?.key) || typeof r.created !== 'string') continue;
+    // the times go into the image config and history as they are: only RFC 3339 ones are taken
+    if (!isDigest(r?.key) || !isRFC3339(r.created)) continue;
     if (r.layer) {
       const l = r.layer;
       const d = byDigest.get(l.blob?.digest);
-      if (!isDigest(l.diffID) || !d || d.size !== l.blob.size || typeof l.blob.mediaType !== 'string') continue;
-      const layer: LayerRef = { diffID: l.diffID, blob: { mediaType: l.blob.mediaType, digest: l.blob.digest, size: l.blob.size }, ...(typeof l.created === 'string' ? { created: l.created } : {}) };
+      if (!isDigest(l.diffID) || !d || d.size !== l.blob.size || typeof l.blob.mediaType !== 'string' || (l.created !== undefined && !isRFC3339(l.created))) continue;
+      const layer: LayerRef = { diffID: l.diffID, blob: { mediaType: l.blob.mediaType, digest: l.blob.digest, size: l.blob.size }, ...(l.created !== undefined ? { created: l.created } : {}) };
       out.push({ key: r.key, layer, created: r.created });
     } else out.push({ key: r.key, created: r.created });
   }

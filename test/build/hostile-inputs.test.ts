@@ -417,3 +417,13 @@ it('--cache-from type=local: an index.json larger than 4 MiB is not read', async
   await writeFile(join(layout.dir, 'index.json'), JSON.stringify(big));
   await buildMisses(t, fresh, dir, layout.dir, /index\.json: larger than 4194304 bytes/);
 });
+
+it('--cache-from type=local: records whose times are not RFC 3339 are not imported (they would go into the image config as they are)', async (t) => {
+  const { layout, dir, fresh } = await exportedCache();
+  for (const rec of layout.config.records) {
+    rec.created = '<not a date>';
+    if (rec.layer) (rec.layer as { created?: string }).created = 'yesterday';
+  }
+  await writeLayout(layout);
+  await buildMisses(t, fresh, dir, layout.dir, /importing cache manifest from .*\n#\d+ DONE/);
+});
