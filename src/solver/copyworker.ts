@@ -7,6 +7,9 @@
  * included), never on the host.
  *
  * Input: the path of a JSON {@link CopySpec}. Errors go to stderr as one JSON line.
+ * With `--serve` instead, the worker stays up for many specs (see copypool.ts): one
+ * spec path per line on stdin, one JSON reply per spec on fd 3, its mounts undone
+ * after each; it ends when stdin does.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -15,6 +18,7 @@ import {
 } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { applyChmod, parseChmod, type ChmodSpec } from '../dockerfile/chmod.js';
 import { goClean, IgnoreMatcher } from '../context/dockerignore.js';
@@ -190,18 +194,33 @@ async function readHead(p: string, n: number): Promise<Buffer> {
   return Buffer.concat(chunks, got);
 }
 
+/** Mounts made for the current spec, newest last (a serving worker undoes them after each spec). */
+const mounted: string[] = [];
+
 function mountOverlayRO(lowers: string[], target: string): void {
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...lowers].reverse().join(':')}`, target]);
+  mounted.push(target);
 }
 
-async function main(): Promise<void> {
-  const spec = JSON.parse(await readFile(process.argv[2]!, 'utf8')) as CopySpec;
+/** Undoes this spec's mounts (lazily when still busy), so its directories can be renamed and removed. */
+function unmountAll(): void {
+  for (let t = mounted.pop(); t !== undefined; t = mounted.pop()) {
+    try {
+      execFileSync('umount', [t], { stdio: 'ignore' });
+    } catch {
+      execFileSync('umount', ['-l', t], { stdio: 'ignore' });
+    }
+  }
+}
+
+async function copySpec(spec: CopySpec): Promise<void> {
   // the destination root: an overlay of the parents over the fresh upper dir
   let root = spec.upper;
   if (spec.lowers.length > 0) {
     await mkdir(spec.merged, { recursive: true });
     execFileSync('mount', ['-t', 'overlay', 'overlay', '-o',
       `lowerdir=${[...spec.lowers].reverse().join(':')},upperdir=${spec.upper},workdir=${spec.work},redirect_dir=off,metacopy=off,index=off`, spec.merged]);
+    mounted.push(spec.merged);
     root = spec.merged;
   }
   const readEtc = async (name: 'passwd' | 'group'): Promise<string | null> => {
@@ -299,8 +318,41 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main().catch((e: unknown) => {
-  const err = e instanceof HoistError ? { code: e.code, message: e.message, hint: e.hint } : { code: 'E_COPY', message: (e as Error)?.message ?? String(e) };
-  process.stderr.write(JSON.stringify(err) + '\n');
-  process.exit(1);
-});
+/** A failure as the parent reads it. */
+export interface CopyFailure {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+function failure(e: unknown): CopyFailure {
+  return e instanceof HoistError ? { code: e.code, message: e.message, hint: e.hint } : { code: 'E_COPY', message: (e as Error)?.message ?? String(e) };
+}
+
+const readSpec = async (file: string): Promise<CopySpec> => JSON.parse(await readFile(file, 'utf8')) as CopySpec;
+
+/** Serves specs from stdin until it ends; replies `{"ok":true}` or `{"ok":false,...failure}` on fd 3. */
+async function serve(): Promise<void> {
+  for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    if (!line) continue;
+    let reply: object = { ok: true };
+    try {
+      await copySpec(await readSpec(line));
+    } catch (e) {
+      reply = { ok: false, ...failure(e) };
+    }
+    try {
+      unmountAll();
+    } catch (e) {
+      if ('ok' in reply && reply.ok) reply = { ok: false, ...failure(e) };
+    }
+    writeSync(3, JSON.stringify(reply) + '\n');
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  (process.argv[2] === '--serve' ? serve() : readSpec(process.argv[2]!).then(copySpec)).catch((e: unknown) => {
+    process.stderr.write(JSON.stringify(failure(e)) + '\n');
+    process.exit(1);
+  });
+}

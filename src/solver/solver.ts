@@ -10,12 +10,10 @@
  * A hit reuses the stored layer without running anything; a miss runs the step's
  * worker (RUN in the sandbox, COPY/ADD/WORKDIR in the copy worker) and records it.
  */
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { CacheIndex, type CacheRecord } from '../cache/index.js';
 import type { CacheImports } from '../cache/remote.js';
@@ -30,6 +28,7 @@ import type { Progress } from '../progress/progress.js';
 import { diffUpper } from '../snapshot/diff.js';
 import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } from '../snapshot/store.js';
 import { HoistError } from '../util/errors.js';
+import { CopyWorkers } from './copypool.js';
 import type { CopySourceRoot, CopySpec } from './copyworker.js';
 import { acquireCacheMount, cacheMountName, type CacheMountLease, type CacheMountRequest } from './cachemount.js';
 import { resolveHttp } from './http.js';
@@ -78,7 +77,6 @@ export class StepError extends HoistError {
   }
 }
 
-const WORKER = fileURLToPath(new URL('./copyworker.js', import.meta.url));
 const LAST_LINES = 10;
 
 /** Solves vertices of one build. */
@@ -87,6 +85,10 @@ export class Solver {
   private readonly queue: PQueue;
   private readonly cache: CacheIndex;
   private readonly snapshotDirs = new Map<string, Promise<string[]>>();
+  private readonly copyWorkers = new CopyWorkers();
+  /** The graph has COPY/ADD/WORKDIR steps: the first step that runs starts a copy worker ahead of them. */
+  private fileOps = false;
+  private warmed = false;
   /** Every cache record this build used or made, by key (what `--cache-to mode=max` exports). */
   readonly records = new Map<string, CacheRecord>();
 
@@ -100,6 +102,7 @@ export class Solver {
     const d = digestOf(v);
     let p = this.memo.get(d);
     if (!p) {
+      if (v.op.type === 'file') this.fileOps = true;
       p = this.solveOnce(v);
       this.memo.set(d, p);
     }
@@ -134,6 +137,10 @@ export class Solver {
         this.o.progress.emit({ type: 'cached', id });
         return { layers: rec.layer ? [...parent.layers, rec.layer] : parent.layers, key, keys };
       }
+    }
+    if (this.fileOps && !this.warmed && process.getuid?.() === 0) {
+      this.warmed = true;
+      this.copyWorkers.warm();
     }
     return this.queue.add(async () => {
       this.o.progress.emit({ type: 'start', id, name: v.name });
@@ -464,27 +471,12 @@ export class Solver {
     }
   }
 
-  private runWorker(v: Vertex, specFile: string): Promise<void> {
+  private async runWorker(v: Vertex, specFile: string): Promise<void> {
     if (process.getuid?.() !== 0) {
-      return Promise.reject(new HoistError('E_ROOT_REQUIRED', 'COPY/ADD/WORKDIR steps need root (overlay mounts)', { hint: 'run hoist build as root' }));
+      throw new HoistError('E_ROOT_REQUIRED', 'COPY/ADD/WORKDIR steps need root (overlay mounts)', { hint: 'run hoist build as root' });
     }
-    return new Promise((resolve, reject) => {
-      const child = spawn('/usr/bin/unshare', ['--mount', '--propagation', 'private', process.execPath, WORKER, specFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-      child.on('error', (e) => reject(new HoistError('E_COPY', `cannot start the copy worker: ${e.message}`)));
-      child.on('close', (code) => {
-        if (code === 0) return resolve();
-        const line = err.trim().split('\n').pop() ?? '';
-        let parsed: { code?: string; message?: string; hint?: string } = {};
-        try {
-          parsed = JSON.parse(line) as typeof parsed;
-        } catch {
-          parsed = { message: err.trim() || `copy worker exited with status ${code}` };
-        }
-        reject(new StepError(parsed.message ?? 'copy failed', v, [], { code: parsed.code ?? 'E_COPY', hint: parsed.hint }));
-      });
-    });
+    const r = await this.copyWorkers.run(specFile);
+    if (!r.ok) throw new StepError(r.message || 'copy failed', v, [], { code: r.code || 'E_COPY', hint: r.hint });
   }
 }
 
