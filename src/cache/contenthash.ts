@@ -4,7 +4,7 @@
  * the bytes (never mtime); per directory: its own metadata plus the sorted child
  * names and child digests. With a stat cache, unchanged files are not read.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { closeSync, constants as fsConstants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import type { StatCache } from '../context/statcache.js';
 
@@ -12,8 +12,8 @@ export interface HashOptions {
   statCache?: StatCache;
   /** False for context-relative paths that must not count (ignored or excluded); directories that may hold re-included entries stay. */
   include?(rel: string, isDir: boolean): boolean;
-  /** Extended attributes of an absolute path (loaded lazily by the caller). */
-  xattrs?(abs: string): Promise<Map<string, Buffer> | undefined>;
+  /** Extended attributes of an absolute path (loaded lazily by the caller; a promise only until they are). */
+  xattrs?(abs: string): Map<string, Buffer> | undefined | Promise<Map<string, Buffer> | undefined>;
 }
 
 const byBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
@@ -39,7 +39,8 @@ function typeOf(st: BigIntStats): string {
 
 async function header(abs: string, st: BigIntStats, opts: HashOptions): Promise<string> {
   // directories are hashed on every build: their xattrs are left out so a no-op build spawns nothing
-  const xa = opts.xattrs && !st.isDirectory() ? await opts.xattrs(abs) : undefined;
+  let xa = opts.xattrs && !st.isDirectory() ? opts.xattrs(abs) : undefined;
+  if (xa instanceof Promise) xa = await xa;
   const x = xa ? [...xa].sort(([a], [b]) => byBytes(a, b)).map(([k, v]) => `${k}=${v.toString('hex')}`).join(',') : '';
   const link = st.isSymbolicLink() ? readlinkSync(abs) : '';
   const size = st.isFile() ? st.size : 0n;
@@ -52,25 +53,27 @@ const SMALL_FILE = 1 << 20;
 let smallBuf: Buffer | undefined;
 
 async function fileBytesDigest(abs: string, size: bigint): Promise<string> {
-  const h = createHash('sha256');
   if (size <= BigInt(SMALL_FILE)) {
-    // the common case: no stream and no per-file buffer, which cost more than the hashing
+    // the common case: no stream, no per-file buffer or hash object, which cost more than the hashing
     smallBuf ??= Buffer.allocUnsafe(SMALL_FILE + 1);
     const fd = openSync(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
     try {
       let n = 0;
       for (;;) {
-        const got = readSync(fd, smallBuf, n, smallBuf.length - n, null);
+        // ask for one byte more than the lstat size: a short read is the end of the file, so one call usually does
+        const want = Math.min(Number(size) + 1 - n, smallBuf.length - n);
+        const got = readSync(fd, smallBuf, n, want > 0 ? want : smallBuf.length - n, null);
         if (got === 0) break;
         n += got;
-        if (n === smallBuf.length) break;
+        if (n === smallBuf.length || (want > 0 && got < want)) break;
       }
-      if (n <= SMALL_FILE) return h.update(smallBuf.subarray(0, n)).digest('hex');
+      if (n <= SMALL_FILE) return hash('sha256', smallBuf.subarray(0, n), 'hex');
     } finally {
       closeSync(fd);
     }
     // it grew past the small size since the lstat: hash it as a stream like any big file
   }
+  const h = createHash('sha256');
   for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
 }
@@ -118,9 +121,8 @@ async function hashEntry(abs: string, rel: string, opts: HashOptions, st: BigInt
     const cached = opts.statCache!.get(rel, key);
     if (cached) return cached;
   }
-  const h = createHash('sha256').update(await header(abs, st, opts));
-  if (st.isFile()) h.update('\0' + (await fileBytesDigest(abs, st.size)));
-  const d = `sha256:${h.digest('hex')}`;
+  const head = await header(abs, st, opts);
+  const d = `sha256:${hash('sha256', st.isFile() ? `${head}\0${await fileBytesDigest(abs, st.size)}` : head, 'hex')}`;
   if (key !== undefined) opts.statCache!.set(rel, key, d);
   return d;
 }

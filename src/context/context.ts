@@ -48,9 +48,15 @@ export class BuildContext {
     return hit;
   }
 
-  private async xattrsOf(abs: string): Promise<Map<string, Buffer> | undefined> {
-    this.xattrs ??= xattrToolsAvailable().then((ok) => (ok ? readTreeXattrs(this.dir) : new Map()));
-    return (await this.xattrs).get(abs);
+  private loadedXattrs?: Map<string, Map<string, Buffer>>;
+
+  /** The xattrs of a context path: read for the whole tree at the first call, then a lookup (no promise). */
+  private xattrsOf(abs: string): Map<string, Buffer> | undefined | Promise<Map<string, Buffer> | undefined> {
+    if (this.loadedXattrs) return this.loadedXattrs.get(abs);
+    this.xattrs ??= xattrToolsAvailable()
+      .then((ok) => (ok ? readTreeXattrs(this.dir) : new Map<string, Map<string, Buffer>>()))
+      .then((m) => (this.loadedXattrs = m));
+    return this.xattrs.then((m) => m.get(abs));
   }
 
   /**

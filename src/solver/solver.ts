@@ -31,9 +31,8 @@ import { HoistError } from '../util/errors.js';
 import { CopyWorkers } from './copypool.js';
 import type { CopySourceRoot, CopySpec } from './copyworker.js';
 import { acquireCacheMount, cacheMountName, type CacheMountLease, type CacheMountRequest } from './cachemount.js';
-import { resolveHttp } from './http.js';
 import { hasGlob, resolveInRoot, resolveWildcards } from './rootpath.js';
-import { etcFromLayers, extraGids, removeMountStubs, resolveUser, runStep, type RunMount } from './runner.js';
+import type { RunMount } from './runner.js';
 
 /** What a solved vertex is: a stack of layers (or the host context). */
 export interface Solved {
@@ -45,6 +44,12 @@ export interface Solved {
   download?: () => Promise<string>;
   /** Cache keys of the steps that made `layers` (the records `--cache-to mode=min` exports). */
   keys?: string[];
+  /**
+   * Pending while a base image is still being unpacked: a step on top waits for it
+   * before it runs or counts as cached, but computes its cache key (hashing the
+   * context) meanwhile.
+   */
+  ready?: Promise<void>;
 }
 
 /** A build secret given with `--secret id=…,src=…|env=…`. */
@@ -99,6 +104,13 @@ export class Solver {
 
   /** Solves `v` (and everything below it). */
   solve(v: Vertex): Promise<Solved> {
+    return this.solveInner(v).then(async (s) => {
+      await s.ready;
+      return s;
+    });
+  }
+
+  private solveInner(v: Vertex): Promise<Solved> {
     const d = digestOf(v);
     let p = this.memo.get(d);
     if (!p) {
@@ -117,15 +129,21 @@ export class Solver {
     if (op.type === 'image') {
       const id = digestOf(v);
       this.o.progress.emit({ type: 'start', id, name: v.name });
-      await this.snapshots(op.layers);
-      this.o.progress.emit({ type: 'done', id });
-      return { layers: op.layers, key: sha256Digest(canonicalJSON({ image: op.imageID })) };
+      const ready = this.snapshots(op.layers).then(() => this.o.progress.emit({ type: 'done', id }));
+      ready.catch(() => undefined); // the steps that wait for it report the failure
+      return { layers: op.layers, key: sha256Digest(canonicalJSON({ image: op.imageID })), ready };
     }
-    const inputs = await Promise.all(v.inputs.map((i) => this.solve(i)));
+    const inputs = await Promise.all(v.inputs.map((i) => this.solveInner(i)));
     if (op.type === 'merge') {
-      return { layers: [...inputs[0]!.layers, ...inputs[1]!.layers], key: sha256Digest(canonicalJSON({ merge: inputs.map((i) => i.key) })), keys: [...(inputs[0]!.keys ?? []), ...(inputs[1]!.keys ?? [])] };
+      const ready = inputs.some((i) => i.ready) ? Promise.all(inputs.map((i) => i.ready)).then(() => undefined) : undefined;
+      ready?.catch(() => undefined);
+      return {
+        layers: [...inputs[0]!.layers, ...inputs[1]!.layers], key: sha256Digest(canonicalJSON({ merge: inputs.map((i) => i.key) })), keys: [...(inputs[0]!.keys ?? []), ...(inputs[1]!.keys ?? [])],
+        ...(ready ? { ready } : {}),
+      };
     }
     const key = await this.cacheKey(v, inputs);
+    await Promise.all(inputs.map((i) => i.ready));
     const id = digestOf(v);
     const parent = inputs[0]!;
     const keys = [...(parent.keys ?? []), key];
@@ -193,6 +211,7 @@ export class Solver {
     const id = digestOf(v);
     this.o.progress.emit({ type: 'start', id, name: v.name });
     try {
+      const { resolveHttp } = await import('./http.js');
       const src = await resolveHttp(this.o.root, op, () => this.workDir('http'), { fresh: v.ignoreCache });
       this.o.progress.emit({ type: src.cached ? 'cached' : 'done', id });
       const dir = src.dir;
@@ -302,6 +321,8 @@ export class Solver {
   }
 
   private async runExec(v: Vertex, op: ExecOp, inputs: Solved[], id: string): Promise<LayerRef> {
+    // loaded by the first RUN that runs (with the sandbox client): a no-op rebuild never needs them
+    const { etcFromLayers, extraGids, removeMountStubs, resolveUser, runStep } = await import('./runner.js');
     const lowers = await this.snapshots(inputs[0]!.layers);
     const dir = await this.workDir('run');
     const leases: CacheMountLease[] = [];
