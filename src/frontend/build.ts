@@ -7,23 +7,20 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CacheImports, describeCache, exportLocal, exportRegistry, type CacheExportSpec, type CacheImportSpec } from '../cache/remote.js';
+import type { CacheExportSpec, CacheImportSpec, CacheImports } from '../cache/remote.js';
 import { BuildContext } from '../context/context.js';
 import { parseStages } from '../dockerfile/instructions.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
-import { saveArchive } from '../image/archive-save.js';
 import type { Digest } from '../image/digest.js';
 import { hostPlatform, type Store } from '../image/store.js';
 import { normalizeName } from '../image/reference.js';
 import { exportImage } from '../exporter/image.js';
 import type { Progress } from '../progress/progress.js';
-import { materializeRootfs } from '../snapshot/store.js';
-import { tarDirectory } from '../snapshot/diff.js';
-import { prepareSnapshots } from '../snapshot/store.js';
+import { materializeRootfs, prepareSnapshots } from '../snapshot/store.js';
 import { chainIDs, openLayer } from '../image/chainid.js';
 import { digestOf } from '../llb/ops.js';
 import type { CacheRecord } from '../cache/index.js';
-import { openBuildLease } from '../cache/prune.js';
+import { openBuildLease } from '../cache/lease.js';
 import { Solver, StepError, type SecretSource } from '../solver/solver.js';
 import { HoistError } from '../util/errors.js';
 import { convert } from './convert.js';
@@ -135,6 +132,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
       progress.emit({ type: 'start', id: exportId, name: out.type === 'local' ? 'exporting to client directory' : 'exporting to client tarball' });
       const chains = chainIDs(solved.layers.map((l) => l.diffID));
       const dirs = await prepareSnapshots(root, solved.layers.map((l, i) => ({ diffID: l.diffID, chainID: chains[i]!, open: async () => openLayer(o.store, l.blob as never) })));
+      const { tarDirectory } = await import('../snapshot/diff.js');
       const tmp = await o.store.tmpDir('export');
       try {
         const fsDir = join(tmp, 'rootfs');
@@ -172,6 +170,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
     for (const t of [...o.tags, ...extra]) progress.emit({ type: 'status', id: exportId, text: `naming to ${normalizeName(t)} done` });
     if (out.type === 'oci' || out.type === 'docker') {
       const target = typeof out.dest === 'string' ? createWriteStream(resolve(out.dest)) : out.dest;
+      const { saveArchive } = await import('../image/archive-save.js');
       await saveArchive(o.store, o.tags.length ? o.tags : [img.id], out.type, target);
       progress.emit({ type: 'status', id: exportId, text: `sending tarball done` });
     }
@@ -189,6 +188,7 @@ export async function build(o: BuildOptions): Promise<BuildResult> {
 /** Reads the `--cache-from` caches, one progress vertex each; one that cannot be read is an error on its vertex, not a failed build (as in BuildKit). */
 async function importCaches(o: BuildOptions): Promise<CacheImports | undefined> {
   if (!o.cacheFrom?.length || o.noCache) return undefined;
+  const { CacheImports } = await import('../cache/remote.js');
   const { imports, results } = await CacheImports.open(o.store, o.cacheFrom, { env: o.env, ...o.registry });
   for (const r of results) {
     const id = `cache-import-${internalSeq++}`;
@@ -205,7 +205,9 @@ async function importCaches(o: BuildOptions): Promise<CacheImports | undefined> 
  * export fails the build unless the spec says ignore-error=true.
  */
 async function exportCaches(o: BuildOptions, records: Map<string, CacheRecord>, keys: string[]): Promise<void> {
-  for (const spec of o.cacheTo ?? []) {
+  if (!o.cacheTo?.length) return;
+  const { describeCache, exportLocal, exportRegistry } = await import('../cache/remote.js');
+  for (const spec of o.cacheTo) {
     const recs = spec.mode === 'max' ? [...records.values()] : keys.map((k) => records.get(k)).filter((r): r is CacheRecord => r !== undefined);
     const id = `cache-export-${internalSeq++}`;
     o.progress.emit({ type: 'start', id, name: spec.type === 'local' ? 'exporting cache to client directory' : 'exporting cache to registry' });

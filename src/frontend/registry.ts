@@ -11,7 +11,10 @@ import { hostPlatform, type ResolvedImage, type Store } from '../image/store.js'
 import { isIndexType, type ImageIndex } from '../image/types.js';
 import { digestOf, type Vertex } from '../llb/ops.js';
 import type { Progress, ProgressEvent } from '../progress/progress.js';
-import { fetchManifest, pullImage, pushImage, resolveDigest, RegistryClient, type ClientOptions } from '../registry/index.js';
+import type { ClientOptions, RegistryClient } from '../registry/index.js';
+
+/** The registry client is loaded only when a build talks to a registry (a local FROM needs none of it). */
+const registry = () => import('../registry/index.js');
 import { HoistError } from '../util/errors.js';
 import type { ResolvedBase } from './convert.js';
 
@@ -39,10 +42,10 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
 export class Registries {
   private readonly clients = new Map<string, RegistryClient>();
   constructor(readonly options: ClientOptions) {}
-  client(domain: string): RegistryClient {
+  async client(domain: string): Promise<RegistryClient> {
     let c = this.clients.get(domain);
     if (!c) {
-      c = new RegistryClient(domain, this.options);
+      c = new (await registry()).RegistryClient(domain, this.options);
       this.clients.set(domain, c);
     }
     return c;
@@ -125,7 +128,8 @@ export class BaseImageResolver {
     }
 
     const display = familiarString(ref2);
-    const client = this.registries.client(ref2.domain);
+    const { fetchManifest, pullImage, resolveDigest } = await registry();
+    const client = await this.registries.client(ref2.domain);
     const lines: string[] = [];
     const started = performance.now();
     try {
@@ -216,6 +220,7 @@ function base(img: ResolvedImage, name: string): ResolvedBase {
  * (status lines on the export vertex: `pushing layers`, `pushing manifest for NAME@DIGEST`).
  */
 export async function pushNames(store: Store, names: string[], registries: Registries, progress: Progress, vertexId: string): Promise<void> {
+  const { pushImage } = await registry();
   for (const name of names) {
     const r = parseReference(name);
     const started = performance.now();
@@ -223,7 +228,7 @@ export async function pushNames(store: Store, names: string[], registries: Regis
     let res;
     try {
       res = await pushImage(store, r, {
-        ...registries.options, client: registries.client(r.domain),
+        ...registries.options, client: await registries.client(r.domain),
         progress: (l) => {
           if (/: (Pushed|Layer already exists|Mounted from .*)$/.test(l)) layersAt = performance.now() - started;
         },

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { HoistError } from '../util/errors.js';
 import { digestHex, parseDigest, type Digest } from './digest.js';
-import { decompressAuto } from './layer.js';
 import type { Store, ResolvedImage } from './store.js';
 import type { Descriptor } from './types.js';
 
@@ -50,8 +49,10 @@ export function snapshotDirName(chainID: Digest): string {
  * Opens a layer blob as the uncompressed tar stream (format detected from magic
  * bytes). The caller must verify the diff ID if it needs to trust the content.
  */
-export function openLayer(root: string | Store, descriptor: Descriptor): Readable {
+export async function openLayer(root: string | Store, descriptor: Descriptor): Promise<Readable> {
   const d = parseDigest(descriptor.digest, 'layer digest');
   const path = typeof root === 'string' ? join(root, 'blobs', 'sha256', digestHex(d)) : root.blobPath(d);
+  // the codecs load only when a layer is actually read (a cached build reads none)
+  const { decompressAuto } = await import('./layer.js');
   return decompressAuto(createReadStream(path));
 }

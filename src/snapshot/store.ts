@@ -6,8 +6,6 @@ import { PassThrough, type Readable } from 'node:stream';
 import { chainIDs } from '../image/chainid.js';
 import type { Digest } from '../image/digest.js';
 import { HoistError } from '../util/errors.js';
-import { diffUpper, tarDirectory } from './diff.js';
-import { unpackLayer } from './unpack.js';
 
 /** One layer as the snapshotter needs it: keys, and a way to get its uncompressed tar. */
 export interface SnapshotLayer {
@@ -150,6 +148,7 @@ async function createSnapshot(
   try {
     const fsDir = join(work, 'fs');
     await mkdir(fsDir, { mode: 0o755 });
+    const { unpackLayer } = await import('./unpack.js');
     const result = await unpackLayer(await layer.open(), fsDir, {
       mode: form === 'overlay' ? 'overlay' : 'oci',
       lowers,
@@ -214,6 +213,7 @@ export async function materializeRootfs(dirs: string[], target: string, opts: { 
     const st = await stat(dir).catch(() => null);
     if (!st?.isDirectory()) throw new HoistError('E_SNAPSHOT_MISSING', `snapshot directory ${dir} does not exist`, { hint: 'run hoist system check' });
     const form = await formOf(dir);
+    const [{ diffUpper, tarDirectory }, { unpackLayer }] = await Promise.all([import('./diff.js'), import('./unpack.js')]);
     const tarStream = form === 'overlay' ? diffUpper(dir, opts) : tarDirectory(dir, opts);
     // PassThrough keeps an error in the producer from being lost if the consumer fails first.
     const pt = new PassThrough();

@@ -21,11 +21,9 @@ import type { BuildContext } from '../context/context.js';
 import { IgnoreMatcher } from '../context/dockerignore.js';
 import { chainIDs, openLayer } from '../image/chainid.js';
 import type { Digest } from '../image/digest.js';
-import { writeLayer } from '../image/layer.js';
 import type { Store } from '../image/store.js';
 import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type HttpOp, type LayerRef, type Vertex } from '../llb/ops.js';
 import type { Progress } from '../progress/progress.js';
-import { diffUpper } from '../snapshot/diff.js';
 import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } from '../snapshot/store.js';
 import { HoistError } from '../util/errors.js';
 import { CopyWorkers } from './copypool.js';
@@ -300,6 +298,8 @@ export class Solver {
    */
   private async commitLayer(upper: string, dir: string, parent: LayerRef[]): Promise<LayerRef> {
     const tmpPath = join(dir, 'layer.blob');
+    // the tar and gzip code loads with the first step that makes a layer (a cached build makes none)
+    const [{ writeLayer }, { diffUpper }] = await Promise.all([import('../image/layer.js'), import('../snapshot/diff.js')]);
     const info = await writeLayer(diffUpper(upper), createWriteStream(tmpPath), 'gzip');
     await this.o.store.commit([{ tmpPath, digest: info.digest, size: info.size }]);
     const chains = chainIDs([...parent.map((l) => l.diffID), info.diffID]);

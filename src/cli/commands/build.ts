@@ -2,8 +2,6 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { HoistCommand } from '../command.js';
-import { parseCacheFrom, parseCacheTo } from '../../cache/remote.js';
-import { readStdinInput } from '../../context/stdin.js';
 import { build, type BuildOutput } from '../../frontend/build.js';
 import { openStore } from '../../image/open.js';
 import { hostPlatform } from '../../image/store.js';
@@ -157,6 +155,7 @@ export const buildCommand: HoistCommand = {
     if (stdinContext) {
       if (args.file === '-') throw usage('the context and the Dockerfile cannot both come from stdin', 'pass the context as a directory, or the Dockerfile inside the archive with -f');
       stdinTmp = await store.tmpDir('stdin-context');
+      const { readStdinInput } = await import('../../context/stdin.js');
       const input = await readStdinInput(io.stdin, stdinTmp).catch(async (e: unknown) => {
         await rm(stdinTmp!, { recursive: true, force: true });
         throw e;
@@ -215,8 +214,10 @@ export const buildCommand: HoistCommand = {
     if ((output.type === 'oci' || output.type === 'docker' || output.type === 'tar') && output.dest === '-') {
       (output as { dest: unknown }).dest = io.stdout;
     }
-    const cacheTo = list(args.cacheTo).map(parseCacheTo);
-    const cacheFrom = list(args.cacheFrom).map(parseCacheFrom);
+    // the cache exporter (and the registry client under it) loads only when a cache flag is given
+    const cacheFlags = list(args.cacheTo).length + list(args.cacheFrom).length > 0 ? await import('../../cache/remote.js') : undefined;
+    const cacheTo = list(args.cacheTo).map((s) => cacheFlags!.parseCacheTo(s));
+    const cacheFrom = list(args.cacheFrom).map((s) => cacheFlags!.parseCacheFrom(s));
     const mode = (args.quiet ? 'quiet' : String(args.progress)) as ProgressMode;
     const progress = makeProgress(mode, io.stderr as typeof io.stderr & { isTTY?: boolean });
     const tags = list(args.tag);
