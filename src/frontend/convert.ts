@@ -16,7 +16,8 @@ import type { Digest } from '../image/digest.js';
 import type { ContainerConfig, HistoryEntry, ImageConfig } from '../image/types.js';
 import { HoistError } from '../util/errors.js';
 import { digestOf, type CopySource, type ExecMount, type LayerRef, type Vertex } from '../llb/ops.js';
-import { isGitSource, literalPath, parseChecksum, urlFilename } from '../llb/http.js';
+import { literalPath, parseChecksum, urlFilename } from '../llb/http.js';
+import { parseGitRef } from '../llb/git.js';
 import { goDuration, goQuote, goQuoteRune, goQuoteSlice, goSlice } from './gofmt.js';
 import { destRelativeToWorkdir, goClean, normalizePath, normalizeWorkdir } from './paths.js';
 
@@ -629,7 +630,7 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     if (c.chmod) {
       chmod = c.chmod.kind === 'unresolved' ? ex(d, c.chmod.text, r) : chmodText(c);
     }
-    if (c.kind === 'add' && c.checksum && !(c.sources.length === 1 && /^https?:\/\//.test(c.sources[0]!))) {
+    if (c.kind === 'add' && c.checksum && !(c.sources.length === 1 && (/^https?:\/\//.test(ex(d, c.sources[0]!, r)) || parseGitRef(ex(d, c.sources[0]!, r)).git))) {
       throw at(r, c.sources.length !== 1 ? "checksum can't be specified for multiple sources" : 'checksum requires HTTP(S) or Git sources');
     }
     let msg = c.kind === 'add' ? 'ADD' : 'COPY';
@@ -643,12 +644,31 @@ export async function convert(opts: ConvertOptions): Promise<ConvertResult> {
     const copySources: CopySource[] = [];
     // the step's name, taken before the sources so that an http source vertex can share it (as in BuildKit)
     const name = pfx(displayName(d, c.source));
+    // as BuildKit's dispatchCopy: options in a git URL's query set these for this source and the ones after it
+    let keepGitDir = c.kind === 'add' ? c.keepGitDir : undefined;
+    let gitChecksum = c.kind === 'add' && c.checksum !== undefined ? ex(d, c.checksum, r) : '';
     for (const s0 of c.sources) {
       const s = ex(d, s0, r);
       msg += ` ${s}`;
-      if (isGitSource(s)) {
+      const git = parseGitRef(s);
+      if (git.git) {
+        if ('error' in git) throw at(r, git.error, 'fix the query of the git URL (ref, tag, branch, subdir, checksum, keep-git-dir, submodules)');
         if (c.kind === 'copy') throw at(r, "source can't be a git ref for COPY", 'use ADD for remote sources');
-        throw at(r, `ADD of a git repository (${s}) is not supported by hoist yet`, 'clone it in a RUN step, or add a checkout to the build context');
+        const g = git.ref;
+        if (keepGitDir !== undefined && g.keepGitDir !== undefined && keepGitDir !== g.keepGitDir) throw at(r, 'inconsistent keep-git-dir configuration', 'give keep-git-dir once: as --keep-git-dir or in the URL');
+        if (g.keepGitDir !== undefined) keepGitDir = g.keepGitDir;
+        if (gitChecksum !== '' && g.checksum !== '' && gitChecksum !== g.checksum) throw at(r, `checksum mismatch ${goQuote(gitChecksum)} != ${goQuote(g.checksum)}`, 'give the commit once: as --checksum or in the URL');
+        if (g.checksum !== '') gitChecksum = g.checksum;
+        const gitVertex: Vertex = {
+          op: {
+            type: 'git', remote: g.remote, ref: g.ref, subdir: g.subdir, keepGitDir: keepGitDir === true, ...(gitChecksum !== '' ? { checksum: gitChecksum } : {}),
+            skipSubmodules: g.submodules === false, fetchByCommit: g.fetchByCommit,
+          },
+          inputs: [], name, location: loc(d, r), ignoreCache: opts.noCache,
+        };
+        // the whole tree goes into the destination directory; a repository is never unpacked
+        copySources.push({ input: inputs.push(gitVertex), path: '/', unpack: false });
+        continue;
       }
       if (/^https?:\/\//.test(s)) {
         if (c.kind === 'copy') throw at(r, "source can't be a URL for COPY", 'use ADD for remote sources');

@@ -49,6 +49,27 @@ export interface HttpOp {
   checksum?: string;
 }
 
+/**
+ * `ADD <git repository>`: a checkout of one commit (BuildKit's git source). The result
+ * is the tree of `ref` (the remote's default branch when empty), only `subdir` of it
+ * when given, with submodules unless `skipSubmodules`, without `.git` unless
+ * `keepGitDir`; files 0644 or 0755, directories 0755, owner 0:0, mtimes of the
+ * checkout. The cache key is the resolved commit (see src/solver/git.ts).
+ */
+export interface GitOp {
+  type: 'git';
+  /** The URL git is given (no fragment, no query). */
+  remote: string;
+  ref: string;
+  subdir: string;
+  keepGitDir: boolean;
+  /** The commit (or a hex prefix of it) the ref must resolve to (`--checksum`, `?checksum=`). */
+  checksum?: string;
+  skipSubmodules: boolean;
+  /** `?fetch-by-commit`: trust `checksum` as the commit and fetch it directly. */
+  fetchByCommit: boolean;
+}
+
 /** Where a RUN mount comes from and where it goes. */
 export type ExecMount =
   | { type: 'bind'; target: string; input: number; source: string; readonly: boolean }
@@ -112,7 +133,7 @@ export interface MergeOp {
   type: 'merge';
 }
 
-export type Op = ScratchOp | ImageOp | LocalOp | HttpOp | ExecOp | FileOp | MergeOp;
+export type Op = ScratchOp | ImageOp | LocalOp | HttpOp | GitOp | ExecOp | FileOp | MergeOp;
 
 /** A node of the build graph. */
 export interface Vertex {

@@ -22,7 +22,7 @@ import { IgnoreMatcher } from '../context/dockerignore.js';
 import { chainIDs, openLayer } from '../image/chainid.js';
 import type { Digest } from '../image/digest.js';
 import type { Store } from '../image/store.js';
-import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type HttpOp, type LayerRef, type Vertex } from '../llb/ops.js';
+import { canonicalJSON, digestOf, opDigest, sha256Digest, type ExecOp, type FileOp, type GitOp, type HttpOp, type LayerRef, type Vertex } from '../llb/ops.js';
 import type { Progress } from '../progress/progress.js';
 import { prepareSnapshots, readSnapshotMeta, snapshotDir, type SnapshotMeta } from '../snapshot/store.js';
 import { HoistError } from '../util/errors.js';
@@ -40,6 +40,8 @@ export interface Solved {
   local?: boolean;
   /** An http source: the directory holding its one file (downloaded on first call when not stored). */
   download?: () => Promise<string>;
+  /** A git source: its checked-out tree (checked out on first call), removed once every step that took it releases it. */
+  checkout?: () => Promise<{ dir: string; release(): Promise<void> }>;
   /** Cache keys of the steps that made `layers` (the records `--cache-to mode=min` exports). */
   keys?: string[];
   /**
@@ -124,6 +126,7 @@ export class Solver {
     if (op.type === 'scratch') return { layers: [], key: sha256Digest('scratch') };
     if (op.type === 'local') return this.solveLocal(v);
     if (op.type === 'http') return this.solveHttp(v, op);
+    if (op.type === 'git') return this.solveGit(v, op);
     if (op.type === 'image') {
       const id = digestOf(v);
       this.o.progress.emit({ type: 'start', id, name: v.name });
@@ -223,6 +226,31 @@ export class Solver {
       const msg = e instanceof HoistError ? e.message : (e as Error).message;
       this.o.progress.emit({ type: 'error', id, message: msg });
       throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+    }
+  }
+
+  /** `ADD <git repository>`: the ref resolved to a commit (the cache key); the checkout waits until a step runs. */
+  private async solveGit(v: Vertex, op: GitOp): Promise<Solved> {
+    const id = digestOf(v);
+    this.o.progress.emit({ type: 'start', id, name: v.name });
+    const asStep = (e: unknown): unknown => (e instanceof HoistError && !(e instanceof StepError) ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e);
+    try {
+      const { resolveGit } = await import('./git.js');
+      const src = await resolveGit(op, {
+        tmpDir: (p) => this.workDir(p), env: this.o.env,
+        secret: async (name) => {
+          const s = this.o.secrets.get(name);
+          if (!s) return undefined;
+          return s.file !== undefined ? readFile(s.file, 'utf8') : this.o.env[s.env ?? name];
+        },
+        log: (data, stream) => this.o.progress.emit({ type: 'log', id, data, stream }),
+      });
+      this.o.progress.emit({ type: 'done', id });
+      return { layers: [], key: src.key, checkout: () => src.checkout().catch((e: unknown) => { throw asStep(e); }) };
+    } catch (e) {
+      const msg = e instanceof HoistError ? e.message : (e as Error).message;
+      this.o.progress.emit({ type: 'error', id, message: msg });
+      throw asStep(e);
     }
   }
 
@@ -452,6 +480,7 @@ export class Solver {
   private async runFile(v: Vertex, op: FileOp, inputs: Solved[]): Promise<LayerRef> {
     const lowers = await this.snapshots(inputs[0]!.layers);
     const dir = await this.workDir('copy');
+    const checkouts: { dir: string; release(): Promise<void> }[] = [];
     try {
       const roots: CopySourceRoot[] = [];
       const rootOf = new Map<number, number>();
@@ -469,7 +498,9 @@ export class Solver {
             ? { kind: 'context', root: this.o.context.dir, ignore: this.o.context.patterns.map((p) => p.raw) }
             : inp.download
               ? { kind: 'layers', lowers: [await inp.download()] }
-              : { kind: 'layers', lowers: await this.snapshots(inp.layers) });
+              : inp.checkout
+                ? { kind: 'layers', lowers: [(checkouts[checkouts.push(await inp.checkout()) - 1]!).dir] }
+                : { kind: 'layers', lowers: await this.snapshots(inp.layers) });
           r = roots.length - 1;
           rootOf.set(s.input, r);
         }
@@ -488,6 +519,7 @@ export class Solver {
       await this.runWorker(v, specFile);
       return await this.commitLayer(spec.upper, dir, inputs[0]!.layers);
     } finally {
+      for (const c of checkouts) await c.release();
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
