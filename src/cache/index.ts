@@ -4,11 +4,11 @@
  * key, written to a temporary file and renamed so readers never see half a record.
  * A record is a hit only while its blob is still in the store.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LayerRef } from '../llb/ops.js';
 import { isDigest } from '../image/digest.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 export interface CacheRecord {
   key: string;
@@ -46,8 +46,6 @@ export class CacheIndex {
   async put(rec: CacheRecord): Promise<void> {
     const p = this.path(rec.key);
     await mkdir(join(p, '..'), { recursive: true });
-    const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, JSON.stringify(rec));
-    await rename(tmp, p);
+    await writeFileAtomic(p, JSON.stringify(rec), { sync: false });
   }
 }

@@ -15,7 +15,6 @@
  * and image ID come out the same. As in BuildKit, a cache that cannot be read, or a blob
  * that fails verification, is a miss with a warning, never a failed build.
  */
-import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -35,6 +34,7 @@ import { pushBlob, withRestarts } from '../registry/push.js';
 import { recordSources } from '../registry/sources.js';
 import { HoistError } from '../util/errors.js';
 import type { CacheRecord } from './index.js';
+import { tmpNameBeside, writeFileAtomic } from '../util/atomic.js';
 
 /** The artifact type of an exported cache manifest. */
 export const CACHE_ARTIFACT_TYPE = 'application/vnd.hoist.cache.v1';
@@ -228,18 +228,6 @@ async function fileSha256(path: string): Promise<Digest | undefined> {
   return h.digest();
 }
 
-async function writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-}
-
 /** Puts a blob into `blobs/sha256/` of a layout unless an intact copy is there (a damaged one is replaced). */
 async function layoutPut(dir: string, d: Descriptor, from: { path: string } | { data: Buffer }): Promise<boolean> {
   const dst = join(dir, 'blobs', 'sha256', d.digest.slice(7));
@@ -249,7 +237,7 @@ async function layoutPut(dir: string, d: Descriptor, from: { path: string } | { 
     await writeFileAtomic(dst, from.data);
     return true;
   }
-  const tmp = `${dst}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = tmpNameBeside(dst);
   // a reflink where the filesystem can, a copy elsewhere; never a hard link (the cache dir must not alias the store)
   await copyFile(from.path, tmp, constants.COPYFILE_FICLONE);
   const fh = await open(tmp, 'r+');

@@ -8,10 +8,11 @@
  * Stored as one JSON file per context directory under `$ROOT/cache/stat/`, written
  * to a temporary file and renamed, so a crash never leaves a half-written cache.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic.js';
 
 interface Entry {
   /** The stat fields, as {@link StatCache.key} writes them. */
@@ -68,9 +69,7 @@ export class StatCache {
     if (!this.file || !this.dirty) return;
     const dir = join(this.file, '..');
     await mkdir(dir, { recursive: true });
-    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, JSON.stringify({ dir: this.contextDir, entries: Object.fromEntries(this.entries) }));
-    await rename(tmp, this.file);
+    await writeFileAtomic(this.file, JSON.stringify({ dir: this.contextDir, entries: Object.fromEntries(this.entries) }), { sync: false });
     this.dirty = false;
   }
 }

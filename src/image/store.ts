@@ -11,6 +11,7 @@ import { withFileLock } from './lock.js';
 import { cleanTmp, makeTmpDir, pidAlive } from './tmpdir.js';
 import { Annotation, isIndexType, isManifestType, MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
 import { familiarString, formatReference, parseReference, type Reference } from './reference.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 /** JSON blobs (manifests, configs, indexes) larger than this are refused rather than parsed. */
 export const MAX_JSON_BLOB = 8 * 1024 * 1024;
@@ -242,15 +243,7 @@ export class Store {
   }
 
   private async writeAtomic(path: string, data: string): Promise<void> {
-    const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, data);
     await this.syncDir(this.root);
   }
 

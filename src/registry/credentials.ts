@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { HoistError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 /** A username/secret pair, or an OAuth2 identity (refresh) token, for one registry. */
 export interface Credentials {
@@ -71,18 +71,9 @@ async function readConfig(path: string): Promise<DockerConfigFile> {
 
 async function writeConfig(path: string, cfg: DockerConfigFile): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(JSON.stringify(cfg, null, '\t') + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
+    await writeFileAtomic(path, JSON.stringify(cfg, null, '\t') + '\n', { mode: 0o600 });
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
     throw new HoistError('E_CONFIG', `cannot write ${path}: ${(e as Error).message}`);
   }
 }

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDigest, type Digest } from '../image/digest.js';
 import { withFileLock } from '../image/lock.js';
 import type { Store } from '../image/store.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 /**
  * Which repositories each blob was pulled from or pushed to (`$ROOT/registry/blob-sources.json`),
@@ -45,15 +45,7 @@ export async function recordSources(store: Store, repository: string, digests: D
     }
     // Forget blobs the store no longer has, so the file does not grow forever.
     for (const d of Object.keys(s.blobs)) if (!isDigest(d) || !(await store.hasBlob(d))) delete s.blobs[d];
-    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const fh = await open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(JSON.stringify(s) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(file, JSON.stringify(s) + '\n');
   });
 }
 
