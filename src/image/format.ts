@@ -51,3 +51,53 @@ export function ellipsis(s: string, max: number): string {
   const chars = [...s];
   return chars.length <= max ? s : chars.slice(0, max - 1).join('') + '…';
 }
+
+/**
+ * Go's text/tabwriter as docker's list commands configure it (minwidth 10, tabwidth 1,
+ * padding 3, padchar ' ', no flags): tab-terminated cells of consecutive lines form
+ * columns as wide as their widest cell plus 3 (at least 10); a line's last cell (after
+ * its last tab) is not part of a column and is written as is.
+ */
+export function tabwrite(text: string, minwidth = 10, padding = 3): string {
+  const rawLines = text.split('\n');
+  const trailingNewline = rawLines[rawLines.length - 1] === '';
+  if (trailingNewline) rawLines.pop();
+  const lines = rawLines.map((l) => l.split('\t'));
+  const width = (s: string) => [...s].length;
+  const widths: number[] = [];
+  const out: string[] = [];
+  const writeLines = (line0: number, line1: number) => {
+    for (let i = line0; i < line1; i++) {
+      const cells = lines[i]!;
+      let s = '';
+      cells.forEach((c, j) => {
+        s += c;
+        if (j < widths.length) s += ' '.repeat(Math.max(0, widths[j]! - width(c)));
+      });
+      out.push(s);
+    }
+  };
+  const format = (line0: number, line1: number): void => {
+    const column = widths.length;
+    for (let cur = line0; cur < line1; cur++) {
+      if (column >= lines[cur]!.length - 1) continue;
+      // a column block starts here: print the lines before it
+      writeLines(line0, cur);
+      line0 = cur;
+      let w = minwidth;
+      for (; cur < line1; cur++) {
+        const cells = lines[cur]!;
+        if (column >= cells.length - 1) break;
+        w = Math.max(w, width(cells[column]!) + padding);
+      }
+      widths.push(w);
+      format(line0, cur);
+      widths.pop();
+      line0 = cur;
+      cur--; // the loop's increment: re-examine the line that ended the block
+    }
+    writeLines(line0, line1);
+  };
+  format(0, lines.length);
+  return out.join('\n') + (trailingNewline ? '\n' : '');
+}

@@ -6,6 +6,7 @@ import { isDigest, parseDigest, type Digest } from './digest.js';
 import { chainIDs } from './chainid.js';
 import { containersByImage } from './containers.js';
 import { nameOf, validateManifest, type Store } from './store.js';
+import { familiarString, parseReference } from './reference.js';
 import { isIndexType, isManifestType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
 
 /** What is reachable from index.json: blobs, and the chain IDs of every image's layers. */
@@ -62,8 +63,19 @@ export async function reachable(store: Store, idx?: ImageIndex): Promise<Reachab
   return r;
 }
 
+function familiarName(n: string): string {
+  try {
+    return familiarString(parseReference(n));
+  } catch {
+    return n;
+  }
+}
+
 export interface PruneResult {
+  /** IDs of the images deleted. */
   removedImages: Digest[];
+  /** What happened to images, in docker's order: each name untagged, then the image deleted. */
+  imagesDeleted: ({ untagged: string } | { deleted: string })[];
   removedBlobs: number;
   removedSnapshots: number;
   reclaimedBytes: number;
@@ -85,36 +97,54 @@ export const diskUsage = sizeOf;
 
 /**
  * Removes, under the store lock: untagged images no container uses (when
- * `dangling`), unused build cache not shared with an image (when `buildCache`, as
+ * `dangling`; with `allImages`, tagged ones too, as `docker image prune -a`), unused build cache not shared with an image (when `buildCache`, as
  * `docker system prune` does), blobs nothing reachable needs, and (when `snapshots`)
  * snapshot directories whose chain ID belongs to no stored image or container's
- * image. What a running build may be using (see src/cache/prune.ts) is kept: blobs
+ * image (`keepCache`: the blobs and snapshots of every build cache record stay, as
+ * `image prune` leaves the build cache alone). What a running build may be using (see src/cache/prune.ts) is kept: blobs
  * of records it touched, and anything newer than its lease.
  */
-export async function prune(store: Store, opts: { dangling: boolean; snapshots: boolean; buildCache?: boolean; onlyBlobs?: Set<Digest> }): Promise<PruneResult> {
+export async function prune(
+  store: Store,
+  opts: { dangling: boolean; allImages?: boolean; snapshots: boolean; buildCache?: boolean; buildCacheAll?: boolean; keepCache?: boolean; onlyBlobs?: Set<Digest> },
+): Promise<PruneResult> {
   const trash: string[] = [];
   try {
     return await store.withLock(async () => {
-      const res: PruneResult = { removedImages: [], removedBlobs: 0, removedSnapshots: 0, reclaimedBytes: 0, deletedCache: [] };
+      const res: PruneResult = { removedImages: [], imagesDeleted: [], removedBlobs: 0, removedSnapshots: 0, reclaimedBytes: 0, deletedCache: [] };
       const used = await containersByImage(store.root);
-      if (opts.dangling) {
+      if (opts.dangling || opts.allImages) {
         await store.modifyIndexLocked(async (idx) => {
           const keep: Descriptor[] = [];
+          const gone = new Map<string, { id: Digest; names: string[] }>();
           for (const d of idx.manifests) {
-            if (nameOf(d)) {
+            const name = nameOf(d);
+            if (name && !opts.allImages) {
               keep.push(d);
               continue;
             }
             const id = await store.configDigestOf(d).catch(() => undefined);
-            if (id && used.has(id)) keep.push(d);
-            else if (!idx.manifests.some((o) => o !== d && o.digest === d.digest && nameOf(o))) res.removedImages.push(id ?? d.digest);
+            if (id && used.has(id)) {
+              keep.push(d);
+              continue;
+            }
+            const g = gone.get(d.digest) ?? { id: id ?? d.digest, names: [] };
+            if (name) g.names.push(name);
+            gone.set(d.digest, g);
+          }
+          for (const [digest, g] of gone) {
+            for (const n of g.names) res.imagesDeleted.push({ untagged: familiarName(n) });
+            // an untagged entry of an image that keeps a name is dropped, the image stays
+            if (keep.some((d) => d.digest === digest)) continue;
+            res.imagesDeleted.push({ deleted: g.id });
+            res.removedImages.push(g.id);
           }
           idx.manifests = keep;
         });
       }
       const prot = await protection(store.root);
       if (opts.buildCache) {
-        const c = await pruneBuildCacheLocked(store, { all: false }, prot, trash);
+        const c = await pruneBuildCacheLocked(store, { all: !!opts.buildCacheAll }, prot, trash);
         res.deletedCache = c.deleted;
         res.reclaimedBytes += c.reclaimedBytes;
       }
@@ -123,7 +153,7 @@ export async function prune(store: Store, opts: { dangling: boolean; snapshots: 
       const recordBlobs = new Set<string>();
       const recordDiffs = new Set<string>();
       for (const f of await listRecordFiles(store.root)) {
-        if (!f.rec?.layer || (!opts.buildCache && f.mtimeMs < prot.protectFrom)) continue;
+        if (!f.rec?.layer || (!opts.buildCache && !opts.keepCache && f.mtimeMs < prot.protectFrom)) continue;
         recordBlobs.add(f.rec.layer.blob.digest);
         recordDiffs.add(f.rec.layer.diffID);
       }

@@ -1,13 +1,17 @@
 import { HoistError } from '../util/errors.js';
 
 /**
- * A subset of Go's text/template, as `docker inspect --format` uses it:
- * field chains (`.Config.Env`), `.`, `$`, string/number literals, pipelines (`|`),
- * the functions json, index, join, len, upper, lower, title, split, println, print, printf,
+ * A subset of Go's text/template, as `docker inspect --format` and the list commands'
+ * `--format` use it: field chains (`.Config.Env`), `.`, `$`, string/number literals,
+ * pipelines (`|`), the functions json, index, join, len, upper, lower, title, split,
+ * pad, truncate (docker's), println, print, printf, eq, ne, lt, le, gt, ge, not, and, or,
  * and the actions if/else/end, range/else/end (with `$i, $v :=` variables), with `{{-`/`-}}` trimming.
  */
 
 type Value = unknown;
+
+/** A parsed template. */
+export type TemplateNodes = Node[];
 
 type Node =
   | { kind: 'text'; text: string }
@@ -79,7 +83,7 @@ function tokenize(src: string): Arg[][] {
 }
 
 /** Parses a template once; render it with `renderTemplate`. */
-export function parseTemplate(src: string): Node[] {
+export function parseTemplate(src: string): TemplateNodes {
   const parts: ({ text: string } | { action: string })[] = [];
   let i = 0;
   while (i < src.length) {
@@ -167,16 +171,64 @@ function truthy(v: Value): boolean {
   return true;
 }
 
-type Scope = { dot: Value; vars: Map<string, Value> };
+/** How a template renders: see `renderTemplate`. */
+export interface RenderOptions {
+  /** Functions that replace the built-in ones of the same name (docker's table headers). */
+  funcs?: Record<string, (...a: Value[]) => Value>;
+  /**
+   * Fields missing from an object are an error, as for the Go structs docker's list
+   * commands render (`can't evaluate field X in type T`), instead of `<no value>`.
+   */
+  strict?: { typeName: string };
+}
 
-function field(base: Value, path: string[], expr: string): Value {
+type Scope = { dot: Value; vars: Map<string, Value>; opts: RenderOptions };
+
+function field(base: Value, path: string[], expr: string, opts: RenderOptions): Value {
   let cur = base;
   for (const p of path) {
     if (cur === null || cur === undefined) return undefined;
     if (typeof cur !== 'object' || Array.isArray(cur)) throw tplError(`can't evaluate field ${p} in ${expr}: not an object`);
+    if (opts.strict && !Object.hasOwn(cur, p)) throw tplError(`executing at <${expr}>: can't evaluate field ${p} in type ${opts.strict.typeName}`);
     cur = (cur as Record<string, Value>)[p];
   }
   return cur;
+}
+
+/** Go's fmt verbs with flags, width and precision (`%-20s`, `%5d`, `%.2f`, `%q`, `%v`). */
+function sprintf(fmt: string, a: Value[]): string {
+  let i = 0;
+  return fmt.replace(/%([-+# 0]*)(\d+)?(?:\.(\d+))?([svdqftxX%])/g, (_m, flags: string, width: string | undefined, prec: string | undefined, verb: string) => {
+    if (verb === '%') return '%';
+    if (i >= a.length) return `%!${verb}(MISSING)`;
+    const x = a[i++];
+    const str = (v: Value) => (typeof v === 'string' ? v : goString(v));
+    let s: string;
+    if (verb === 'q') s = JSON.stringify(str(x));
+    else if (verb === 'd') s = typeof x === 'number' ? String(Math.trunc(x)) : `%!d(${str(x)})`;
+    else if (verb === 'f') s = typeof x === 'number' ? x.toFixed(prec === undefined ? 6 : Number(prec)) : `%!f(${str(x)})`;
+    else if (verb === 'x' || verb === 'X') {
+      s = typeof x === 'number' ? Math.trunc(x).toString(16) : Buffer.from(str(x)).toString('hex');
+      if (verb === 'X') s = s.toUpperCase();
+    } else {
+      s = str(x);
+      if (prec !== undefined && verb === 's') s = [...s].slice(0, Number(prec)).join('');
+    }
+    if (flags.includes('+') && verb === 'd' && typeof x === 'number' && x >= 0) s = '+' + s;
+    const w = width === undefined ? 0 : Number(width);
+    const pad = Math.max(0, w - [...s].length);
+    if (flags.includes('-')) return s + ' '.repeat(pad);
+    if (flags.includes('0') && (verb === 'd' || verb === 'f')) return (s.startsWith('-') || s.startsWith('+') ? s[0] + '0'.repeat(pad) + s.slice(1) : '0'.repeat(pad) + s);
+    return ' '.repeat(pad) + s;
+  });
+}
+
+/** Go template's comparison: basic values of the same kind. */
+function compare(name: string, a: Value, b: Value): number {
+  const basic = (v: Value) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+  if (!basic(a) || !basic(b)) throw tplError(`error calling ${name}: incompatible types for comparison`);
+  if (typeof a !== typeof b) throw tplError(`error calling ${name}: incompatible types for comparison`);
+  return a === b ? 0 : (a as string | number) < (b as string | number) ? -1 : 1;
 }
 
 const FUNCS: Record<string, (...a: Value[]) => Value> = {
@@ -197,23 +249,51 @@ const FUNCS: Record<string, (...a: Value[]) => Value> = {
   split: (v, sep) => String(v ?? '').split(String(sep)),
   print: (...a) => a.map((x) => (typeof x === 'string' ? x : goString(x))).join(''),
   println: (...a) => a.map((x) => (typeof x === 'string' ? x : goString(x))).join(' ') + '\n',
-  printf: (fmt, ...a) => {
-    let i = 0;
-    return String(fmt).replace(/%[svdq%]/g, (m) => {
-      if (m === '%%') return '%';
-      const x = a[i++];
-      if (m === '%q') return JSON.stringify(typeof x === 'string' ? x : goString(x));
-      return typeof x === 'string' ? x : goString(x);
-    });
+  printf: (fmt, ...a) => sprintf(String(fmt), a),
+  // docker's additions (github.com/docker/cli/templates)
+  pad: (v, prefix, suffix) => {
+    const s = typeof v === 'string' ? v : goString(v);
+    return s === '' ? s : ' '.repeat(Math.max(0, Number(prefix) || 0)) + s + ' '.repeat(Math.max(0, Number(suffix) || 0));
+  },
+  truncate: (v, n) => {
+    const s = typeof v === 'string' ? v : goString(v);
+    const chars = [...s];
+    return chars.length < Number(n) ? s : chars.slice(0, Math.max(0, Number(n))).join('');
+  },
+  // Go's builtin comparisons and logic
+  eq: (a, ...bs) => {
+    if (bs.length === 0) throw tplError('wrong number of args for eq: want at least 2 got 1');
+    return bs.some((b) => compare('eq', a, b) === 0);
+  },
+  ne: (a, b) => compare('ne', a, b) !== 0,
+  lt: (a, b) => compare('lt', a, b) < 0,
+  le: (a, b) => compare('le', a, b) <= 0,
+  gt: (a, b) => compare('gt', a, b) > 0,
+  ge: (a, b) => compare('ge', a, b) >= 0,
+  not: (v) => !truthy(v),
+  and: (...a) => {
+    for (const v of a) if (!truthy(v)) return v;
+    return a[a.length - 1];
+  },
+  or: (...a) => {
+    for (const v of a) if (truthy(v)) return v;
+    return a[a.length - 1];
   },
 };
+
+/** docker's HeaderFunctions: in a table's header row these print the column title untouched. */
+export const HEADER_FUNCS: Record<string, (...a: Value[]) => Value> = Object.fromEntries(
+  ['json', 'split', 'join', 'title', 'lower', 'upper', 'truncate'].map((n) => [n, (v: Value) => v]),
+);
+// the piped value comes last: `{{.Tag | json}}` and `{{json .Tag}}` both give the title
+for (const n of ['split', 'join', 'truncate']) HEADER_FUNCS[n] = (...a: Value[]) => (typeof a[0] === 'string' ? a[0] : a[a.length - 1]);
 
 function evalArg(a: Arg, s: Scope): Value {
   switch (a.t) {
     case 'field': {
       const base = a.base === '.' ? s.dot : s.vars.get(a.base);
       if (a.base !== '.' && !s.vars.has(a.base)) throw tplError(`undefined variable ${a.base}`);
-      return field(base, a.path, `${a.base === '.' ? '' : a.base}.${a.path.join('.')}`);
+      return field(base, a.path, `${a.base === '.' ? '' : a.base}.${a.path.join('.')}`, s.opts);
     }
     case 'str':
       return a.v;
@@ -235,7 +315,7 @@ function evalPipe(pipe: Cmd[], s: Scope): Value {
     const [head, ...rest] = c.args;
     let v: Value;
     if (head!.t === 'ident') {
-      const f = FUNCS[head!.v];
+      const f = s.opts.funcs?.[head!.v] ?? FUNCS[head!.v];
       if (!f) throw tplError(`function ${JSON.stringify(head!.v)} not defined`);
       const args = rest.map((a) => evalArg(a, s));
       if (!first) args.push(prev);
@@ -273,16 +353,27 @@ function render(nodes: Node[], s: Scope, out: string[]): void {
           vars.set(n.vars[0]!, k);
           vars.set(n.vars[1]!, x);
         }
-        render(n.body, { dot: x, vars }, out);
+        render(n.body, { dot: x, vars, opts: s.opts }, out);
       }
     }
   }
 }
 
 /** Renders a parsed template against a value. */
-export function renderTemplate(nodes: Node[], data: Value): string {
+export function renderTemplate(nodes: Node[], data: Value, opts: RenderOptions = {}): string {
   const out: string[] = [];
-  render(nodes, { dot: data, vars: new Map([['$', data]]) }, out);
+  render(nodes, { dot: data, vars: new Map([['$', data]]), opts }, out);
+  return out.join('');
+}
+
+/** Renders what it can: on an error, the output up to it (as Go's Execute leaves it in its buffer). */
+export function renderTemplatePartial(nodes: Node[], data: Value, opts: RenderOptions = {}): string {
+  const out: string[] = [];
+  try {
+    render(nodes, { dot: data, vars: new Map([['$', data]]), opts }, out);
+  } catch {
+    /* keep the output so far */
+  }
   return out.join('');
 }
 

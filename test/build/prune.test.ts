@@ -140,7 +140,7 @@ it('builder prune: dangling cache (intermediate stage, cache mount) goes, a tagg
   // system prune removes dangling build cache too (the untagged build's records), never the tagged image's
   await build(root, await context('FROM busybox\nRUN echo other > /other\n'), '--output', `type=local,dest=${join(work, 'other-out')}`);
   t.is((await records(root)).length, 5);
-  const sp = await hoist(root, ['system', 'prune']);
+  const sp = await hoist(root, ['system', 'prune', '-f']);
   t.is(sp.code, 0, sp.stderr);
   t.regex(sp.stdout, /Deleted build cache objects:\n([0-9a-f]{25}\n){3}\n/);
   t.is((await records(root)).length, 3, 'the three records of the image\'s layers');
@@ -190,7 +190,7 @@ it('a prune while a build runs: the build keeps the cached steps it looked up (r
   await waitFor(started);
   const p = await hoist(root, ['builder', 'prune', '-af']);
   t.is(p.code, 0, p.stderr);
-  const sp = await hoist(root, ['system', 'prune']);
+  const sp = await hoist(root, ['system', 'prune', '-f']);
   t.is(sp.code, 0, sp.stderr);
   const r = await b.done;
   t.is(r.code, 0, r.stderr);

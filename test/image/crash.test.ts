@@ -65,7 +65,7 @@ test('hoist load killed with SIGKILL at random moments leaves a usable, consiste
   t.is(final.code, 0, final.stdout);
   t.regex(final.stdout, /ok\n$/);
   // Unreferenced blobs committed by a killed load are garbage, which prune removes.
-  t.is((await hoist(root, ['system', 'prune'])).code, 0);
+  t.is((await hoist(root, ['system', 'prune', '-f'])).code, 0);
   t.is((await hoist(root, ['system', 'check'])).code, 0);
   await cleanup(root, work);
 });

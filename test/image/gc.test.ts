@@ -60,7 +60,7 @@ test('rmi refuses an image a container uses unless -f, which keeps it untagged f
   const images = await hoist(root, ['images']);
   t.regex(images.stdout, new RegExp(`<none>\\s+<none>\\s+${a.configDigest.slice(7, 19)}`));
   // prune keeps it (a container needs it) and check still passes.
-  t.is((await hoist(root, ['system', 'prune'])).code, 0);
+  t.is((await hoist(root, ['system', 'prune', '-f'])).code, 0);
   t.is((await hoist(root, ['inspect', '--format', '{{.Id}}', a.configDigest])).stdout, `${a.configDigest}\n`);
   t.is((await hoist(root, ['system', 'check'])).code, 0);
   await cleanup(root);
@@ -86,7 +86,7 @@ test('system prune removes unreferenced blobs and snapshots, never what a tagged
   t.regex(df.stdout, /Images\s+1\s+0\s/);
   t.regex(df.stdout, /Snapshots\s+4\s+2\s/);
 
-  const p = await hoist(root, ['system', 'prune']);
+  const p = await hoist(root, ['system', 'prune', '-f']);
   t.is(p.code, 0, p.stderr);
   t.regex(p.stdout, /Removed 1 blob\(s\) and 2 snapshot\(s\)/);
   const snaps = (await readdir(join(root, 'snapshots'))).sort();

@@ -1,6 +1,5 @@
-import { createInterface } from 'node:readline';
 import type { HoistCommand } from '../command.js';
-import type { CliIO } from '../io.js';
+import { confirm } from '../prompt.js';
 import { openStore } from '../../image/open.js';
 import { humanSize } from '../../image/format.js';
 import { parseDuration, parseMemBytes, pruneBuildCache, type CachePruneOptions } from '../../cache/prune.js';
@@ -8,22 +7,6 @@ import { HoistError } from '../../util/errors.js';
 
 const NORMAL_WARNING = 'WARNING! This will remove all dangling build cache. Are you sure you want to continue?';
 const ALL_WARNING = 'WARNING! This will remove all build cache. Are you sure you want to continue?';
-
-/** docker's prompt.Confirm: the question with ` [y/N] `, one line from stdin; only `y` (any case) is yes, EOF is no. */
-export async function confirm(io: CliIO, message: string): Promise<boolean> {
-  io.stdout.write(`${message} [y/N] `);
-  const rl = createInterface({ input: io.stdin, terminal: false });
-  try {
-    const line = await new Promise<string | undefined>((resolve) => {
-      rl.once('line', (l) => resolve(l));
-      rl.once('close', () => resolve(undefined));
-    });
-    return line !== undefined && line.trim().toLowerCase() === 'y';
-  } finally {
-    rl.close();
-    io.stdin.pause();
-  }
-}
 
 /** `--filter key=value` flags as docker's builder prune takes them (until / unused-for, type). */
 export function parseCacheFilters(list: string[]): Pick<CachePruneOptions, 'until' | 'type'> {

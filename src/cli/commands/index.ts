@@ -11,6 +11,7 @@ export const commandLoaders: readonly (readonly [name: string, load: () => Promi
   ['load', async () => (await import('./load.js')).loadCommand],
   ['save', async () => (await import('./save.js')).saveCommand],
   ['images', async () => (await import('./images.js')).imagesCommand],
+  ['image', async () => (await import('./image.js')).imageCommand],
   ['tag', async () => (await import('./tag.js')).tagCommand],
   ['rmi', async () => (await import('./rmi.js')).rmiCommand],
   ['inspect', async () => (await import('./inspect.js')).inspectCommand],

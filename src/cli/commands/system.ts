@@ -12,6 +12,18 @@ import { imageSize } from '../../image/ops.js';
 import { digestHex } from '../../image/digest.js';
 import { readdir } from 'node:fs/promises';
 import type { CliIO } from '../io.js';
+import { confirm } from '../prompt.js';
+import { imagesDeletedText } from './image.js';
+
+/** docker system prune's question, listing what hoist removes. */
+function pruneWarning(all: boolean): string {
+  const items = [
+    all ? 'all images without at least one container associated to them' : 'all dangling images',
+    all ? 'all build cache' : 'unused build cache',
+    'all blobs and snapshots no image or build cache uses',
+  ];
+  return `WARNING! This will remove:\n${items.map((i) => `  - ${i}\n`).join('')}\nAre you sure you want to continue?`;
+}
 
 async function df(store: Store, io: CliIO, verbose: boolean): Promise<void> {
   const images = await store.listImages();
@@ -108,7 +120,8 @@ export const systemCommand: HoistCommand = {
   builder: (y) =>
     y
       .positional('action', { choices: ['df', 'prune', 'check'] as const })
-      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'prune: accepted for Docker compatibility (hoist never prompts)' })
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'prune: do not prompt for confirmation' })
+      .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'prune: remove all unused images (not just dangling ones) and all build cache' })
       // -v is --verbose here, as in docker system df, not the global --version
       .version(false)
       .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'df: list every build cache entry' }),
@@ -120,9 +133,12 @@ export const systemCommand: HoistCommand = {
       case 'check':
         return check(store, io);
       case 'prune': {
-        // as docker system prune: dangling images and the build cache no image shares
-        const r = await prune(store, { dangling: true, snapshots: true, buildCache: true });
-        for (const id of r.removedImages) io.stdout.write(`Deleted Images: ${id}\n`);
+        const all = !!args.all;
+        // as docker: without -f, ask; anything but "y" (including no terminal: EOF) cancels with status 0
+        if (!args.force && !(await confirm(io, pruneWarning(all)))) return 0;
+        // as docker system prune: dangling (-a: unused) images and the build cache no image shares (-a: all of it)
+        const r = await prune(store, { dangling: true, allImages: all, snapshots: true, buildCache: true, buildCacheAll: all });
+        io.stdout.write(imagesDeletedText(r));
         if (r.deletedCache.length) io.stdout.write(`Deleted build cache objects:\n${r.deletedCache.map((id) => `${id}\n`).join('')}\n`);
         io.stdout.write(`Removed ${r.removedBlobs} blob(s) and ${r.removedSnapshots} snapshot(s)\nTotal reclaimed space: ${humanSize(r.reclaimedBytes)}\n`);
         return 0;
