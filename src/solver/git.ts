@@ -198,6 +198,16 @@ function cacheKeyOf(op: GitOp, sha: string, ref: string): string {
 
 /** Resolves the ref to a commit (asking the remote unless the ref is a commit id); the checkout waits until a step needs it. */
 export async function resolveGit(op: GitOp, o: GitOptions): Promise<GitSource> {
+  try {
+    return await resolve(op, o);
+  } catch (e) {
+    // as BuildKit's solver reports a source that gives no cache key
+    if (e instanceof HoistError) throw new HoistError(e.code, `failed to load cache key: ${e.message}`, e.hint !== undefined ? { hint: e.hint } : {});
+    throw e;
+  }
+}
+
+async function resolve(op: GitOp, o: GitOptions): Promise<GitSource> {
   const remote = redactURL(op.remote);
   if (op.ref.startsWith('-')) throw gitError(`invalid git ref ${JSON.stringify(op.ref)}`, 'a ref cannot start with "-"');
   if (op.checksum && !/^[a-fA-F0-9]+$/.test(op.checksum)) {
