@@ -220,10 +220,10 @@ it('a remote .tar.gz is not unpacked (only with --unpack=true)', async (t) => {
   t.is(await readFile(join(r.out, 'u/inside.txt'), 'utf8'), 'inside\n');
 });
 
-it('ADD of a git URL and COPY of a URL are refused with clear errors', async (t) => {
+it('a .git URL is a git repository, not a download (test/build/add-git.test.ts); COPY of a URL is refused', async (t) => {
   const git = await build(await project(`FROM busybox\nADD ${base}/repo.git /src\n`));
   t.is(git.code, 1);
-  t.regex(git.stderr, /ADD of a git repository .* is not supported by hoist yet/);
+  t.regex(git.stderr, /error fetching default branch for repository http:\/\/127\.0\.0\.1:\d+\/repo\.git: git stderr:/);
   const copy = await build(await project(`FROM busybox\nCOPY ${base}/files/hello.txt /x\n`));
   t.is(copy.code, 1);
   t.regex(copy.stderr, /source can't be a URL for COPY/);
