@@ -106,6 +106,8 @@ test('images --format: table with docker titles, templates, json, and errors', a
   t.is((await hoist(root, ['images', '--format', 'table'])).stdout, def.stdout);
   t.regex(lines(def.stdout)[0]!, /^REPOSITORY   TAG       IMAGE ID       CREATED +SIZE$/);
   t.regex((await hoist(root, ['images', '--digests'])).stdout, /^REPOSITORY   TAG       DIGEST +IMAGE ID +CREATED +SIZE\n/);
+  // --digests adds docker's DIGEST column to a custom table without it
+  t.regex((await hoist(root, ['images', '--digests', '--format', 'table {{.Repository}}', 'app'])).stdout, /^REPOSITORY   DIGEST\napp          sha256:[0-9a-f]{64}\n$/);
   // a custom format replaces -q's IDs, as in docker
   t.is((await hoist(root, ['images', '-q', '--format', '{{.Tag}}', 'app'])).stdout, '1\n');
 
@@ -285,6 +287,9 @@ const noSandbox = sandboxUsable();
   t.is((await hoist(root, ['ps', '-a', '-f', 'name=^fmt-z', '-f', 'status=exited', '--format', '{{.Names}}'])).stdout, 'fmt-zero\n');
   const id = j[0]!.ID!;
   t.is((await hoist(root, ['ps', '-a', '-f', `id=${id.slice(0, 5)}`, '--format', '{{.Names}}'])).stdout, 'fmt-zero\n');
+  // -l / -n N: the latest created containers, in every state
+  t.is((await hoist(root, ['ps', '-l', '--format', '{{.Names}}'])).stdout, 'fmt-zero\n');
+  t.is((await hoist(root, ['ps', '-n', '2', '--format', '{{.Names}}'])).stdout, 'fmt-zero\nfmt-three\n');
   // -q wins over a custom format
   t.is((await hoist(root, ['ps', '-aq', '--format', '{{.Names}}'])).stdout, `${id}\n${j[1]!.ID}\n`);
   const bad = await hoist(root, ['ps', '-f', 'status=sleeping']);

@@ -57,7 +57,9 @@ export const imagesCommand: HoistCommand = {
       .option('format', { type: 'string', describe: 'Go template ("table {{.Repository}}\\t{{.Tag}}"), or json; fields .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size .Containers' })
       .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Accepted for Docker compatibility (hoist has no intermediate images)' }),
   handler: async (args, io) => {
-    const format = args.format === undefined || args.format === '' || args.format === 'table' ? undefined : String(args.format);
+    let format = args.format === undefined || args.format === '' || args.format === 'table' ? undefined : String(args.format);
+    // as docker: --digests adds the column to a custom table that lacks it
+    if (format?.startsWith('table') && args.digests && !format.includes('{{.Digest}}')) format += '\t{{.Digest}}';
     // parse before any work: a bad template or filter fails at once
     const fmt = parseListFormat(format ?? (args.digests ? DEFAULT_TABLE_DIGEST : DEFAULT_TABLE), HEADERS);
     const filters = parseFilters(((args.filter as string[] | undefined) ?? []).map(String), FILTERS, 'dangling=true');

@@ -61,6 +61,8 @@ export const psCommand: HoistCommand = {
       .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Show all containers' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only container IDs' })
       .option('trunc', { type: 'boolean', default: true, describe: 'Truncate IDs and commands (--no-trunc shows them whole)' })
+      .option('last', { alias: 'n', type: 'number', default: -1, describe: 'Show the N last created containers (all states)' })
+      .option('latest', { alias: 'l', type: 'boolean', default: false, describe: 'Show the latest created container (all states)' })
       .option('filter', { alias: 'f', type: 'string', array: true, default: [] as string[], describe: 'Filter: status=created|running|exited…, name=REGEX, id=PREFIX, exited=CODE' })
       .option('format', { type: 'string', describe: 'Go template ("table {{.Names}}\\t{{.Status}}"), or json; fields .ID .Image .Command .CreatedAt .RunningFor .Status .Names .Ports .State' }),
   handler: async (args, io) => {
@@ -83,9 +85,11 @@ export const psCommand: HoistCommand = {
     });
     const ids = filters.get('id') ?? [];
     const root = resolveRoot(args.root as string | undefined, io.env, io.cwd);
-    // as docker: a status filter lists stopped containers without -a
-    const all = args.all || statuses.length > 0;
-    const list = (await listContainers(root)).filter(
+    const limit = args.latest ? 1 : Number(args.last);
+    // as docker: a status filter or -n/-l lists stopped containers without -a
+    const all = args.all || statuses.length > 0 || limit > 0;
+    // newest first
+    const found = (await listContainers(root)).filter(
       (c) =>
         (all || c.state === 'running') &&
         (statuses.length === 0 || statuses.includes(c.state)) &&
@@ -93,6 +97,7 @@ export const psCommand: HoistCommand = {
         (ids.length === 0 || ids.some((p) => c.id.startsWith(p))) &&
         (exited.length === 0 || (c.state === 'exited' && exited.includes(c.exitCode ?? 0))),
     );
+    const list = limit > 0 ? found.slice(0, limit) : found;
     const trunc = args.trunc !== false;
     io.stdout.write(renderList(fmt, list.map((c) => row(c, trunc)), HEADERS, 'container'));
   },
