@@ -18,9 +18,10 @@
  *
  * git runs with none of the user's or system's configuration (GIT_CONFIG_NOSYSTEM,
  * GIT_CONFIG_GLOBAL=/dev/null, HOME an empty directory), no prompts, and only the
- * http, https, git and ssh transports (file only for hoist's own local fetch, never
- * from a submodule; ext and the others never), so a hostile repository cannot run a
- * command or read host files through its submodules.
+ * http, https and git transports (file only for hoist's own local fetch, never from a
+ * submodule; ssh, ext and the others never), so a hostile repository cannot run a
+ * command, read host files or use the host's SSH keys through its submodules. SSH
+ * remotes (`git@host:path`, `ssh://`) fail as BuildKit fails them without `--ssh`.
  */
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
@@ -58,8 +59,12 @@ export interface GitOptions {
 
 const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy'];
 
-/** Transports git may use: the network ones; file only from hoist's own commands (never a submodule); nothing else. */
-const PROTOCOLS = ['protocol.allow=never', 'protocol.file.allow=user', 'protocol.http.allow=always', 'protocol.https.allow=always', 'protocol.git.allow=always', 'protocol.ssh.allow=always'];
+/**
+ * Transports git may use: http, https and git; file only from hoist's own commands (never
+ * a submodule); not ssh (hoist has no --ssh: a submodule must not make git offer the
+ * host user's keys to another host); ext and the others never.
+ */
+const PROTOCOLS = ['protocol.allow=never', 'protocol.file.allow=user', 'protocol.http.allow=always', 'protocol.https.allow=always', 'protocol.git.allow=always', 'protocol.ssh.allow=never'];
 
 class GitFailed extends Error {
   constructor(readonly stderr: string, readonly status: string) {
@@ -140,7 +145,8 @@ async function gitEnv(op: GitOp, o: GitOptions, home: string): Promise<Record<st
   const env: Record<string, string> = {
     PATH: o.env.PATH ?? process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     GIT_TERMINAL_PROMPT: '0',
-    GIT_SSH_COMMAND: 'ssh -F /dev/null -o StrictHostKeyChecking=no',
+    // ssh is not an allowed transport; should it ever run, it must not reach the user's keys or agent
+    GIT_SSH_COMMAND: 'false',
     LC_ALL: 'C',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
@@ -451,7 +457,7 @@ async function checkout(op: GitOp, o: GitOptions, md: Resolved, cacheCommit: str
     }
     if (!op.skipSubmodules) {
       await cli.run(['submodule', 'update', '--init', '--recursive', '--depth=1'], { gitDir: treeGitDir, workTree: cd, cwd: cd }).catch((e: unknown) => {
-        throw wrapGit(e, `failed to update submodules for ${remote}`, 'a submodule could not be fetched: check its URL in .gitmodules (only http, https, git and ssh are allowed)');
+        throw wrapGit(e, `failed to update submodules for ${remote}`, 'a submodule could not be fetched: check its URL in .gitmodules (hoist allows http, https and git)');
       });
     }
     if (subdir !== '') {

@@ -214,6 +214,8 @@ it('#tag (light and annotated), #branch:subdir and #<commit> check out that tree
     `ADD ${gitBase}/repo.git#feature:sub /feat/`,
     `ADD ${gitBase}/repo.git#${shas.one} /sha`,
     `ADD ${gitBase}/repo.git?branch=feature&subdir=sub/inner /q`,
+    `ADD ${gitBase}/repo.git?submodules=false /nosub`,
+    `ADD --link --chown=1000:1001 --chmod=0700 ${gitBase}/repo.git#v1 /own`,
     '',
   ].join('\n')));
   t.is(r.code, 0, r.stderr);
@@ -224,7 +226,14 @@ it('#tag (light and annotated), #branch:subdir and #<commit> check out that tree
   t.is(await readFile(join(r.out, 'feat/x.txt'), 'utf8'), 'on the branch\n');
   t.is(await readFile(join(r.out, 'sha/a.txt'), 'utf8'), 'one\n');
   t.deepEqual(await readdir(join(r.out, 'q')), ['y.txt']);
-  for (const d of ['v1', 'v2', 'feat', 'sha', 'q']) t.false(await exists(join(r.out, d, '.git')), d);
+  // ?submodules=false: the gitlink is an empty directory
+  t.deepEqual(await readdir(join(r.out, 'nosub/mods/sub')), []);
+  t.is(await readFile(join(r.out, 'nosub/a.txt'), 'utf8'), 'two\n');
+  for (const p of ['own/a.txt', 'own/d', 'own/d/e', 'own/run.sh']) {
+    const st = await stat(join(r.out, p));
+    t.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1001, 0o700], p);
+  }
+  for (const d of ['v1', 'v2', 'feat', 'sha', 'q', 'nosub', 'own']) t.false(await exists(join(r.out, d, '.git')), d);
 });
 
 it('--keep-git-dir=true keeps .git (a shallow repository at the commit, origin the URL); ?keep-git-dir=true too; not with a subdir', async (t) => {
@@ -234,6 +243,7 @@ it('--keep-git-dir=true keeps .git (a shallow repository at the commit, origin t
     `ADD ${gitBase}/repo.git?keep-git-dir=true&tag=v1 /q`,
     `ADD --keep-git-dir=true ${gitBase}/repo.git#feature:sub /s`,
     `ADD --keep-git-dir=false ${gitBase}/repo.git#main /n`,
+    `ADD --keep-git-dir=true ${gitBase}/repo.git#v2 /t`,
     '',
   ].join('\n')));
   t.is(r.code, 0, r.stderr);
@@ -244,6 +254,9 @@ it('--keep-git-dir=true keeps .git (a shallow repository at the commit, origin t
   t.is(await readFile(join(r.out, 'k/.git/shallow'), 'utf8'), `${shas.main}\n`);
   t.is(git(join(r.out, 'q'), 'rev-parse', 'HEAD'), shas.one);
   t.false(await exists(join(r.out, 's/.git')));
+  // an annotated tag: HEAD at its commit, the tag object kept
+  t.is(git(join(r.out, 't'), 'rev-parse', 'HEAD'), shas.two);
+  t.is(git(join(r.out, 't'), 'cat-file', '-t', 'refs/tags/v2'), 'tag');
   t.false(await exists(join(r.out, 'n/.git')));
   // the flag and the query must agree
   const bad = await build(await project(`FROM busybox\nADD --keep-git-dir=false ${gitBase}/repo.git?keep-git-dir=true /x\n`));
@@ -314,6 +327,10 @@ it('a missing ref or an unreachable repository fails the step: the URL, git\'s m
   const norepo = await build(await project(`FROM busybox\nADD ${gitBase}/absent.git /x\n`));
   t.is(norepo.code, 1);
   t.true(norepo.stderr.includes(`error fetching default branch for repository ${gitBase}/absent.git`), norepo.stderr);
+  // SSH remotes need a forwarded agent (docker build --ssh), which hoist does not have
+  const ssh = await build(await project(`FROM busybox\nADD git@127.0.0.1:repo.git /x\n`));
+  t.is(ssh.code, 1);
+  t.regex(ssh.stderr, /no SSH key "default" forwarded from the client/);
 });
 
 it('COPY of a repository is refused and a bad or conflicting query option is an error', async (t) => {
@@ -328,14 +345,14 @@ it('COPY of a repository is refused and a bad or conflicting query option is an 
   t.regex(conflict.stderr, /ref conflicts: "v2" vs "refs\/tags\/v1"/);
 });
 
-it('a submodule URL with the ext:: or file transport is refused, whatever the user\'s git configuration allows: nothing runs', async (t) => {
+it('a submodule URL with the ext::, file or ssh transport is refused, whatever the user\'s git configuration allows: nothing runs', async (t) => {
   const marker = join(work, 'pwned');
   // a user configuration (and environment) that would let git run ext:: commands: hoist's git must not read them
   const home = join(work, 'permissive-home');
   await mkdir(home);
   await writeFile(join(home, '.gitconfig'), '[protocol]\n\tallow = always\n');
   const env = { HOME: home, GIT_ALLOW_PROTOCOL: 'ext:file:git', XDG_CONFIG_HOME: home };
-  for (const [name, url] of [['evil-ext', `ext::sh -c touch% ${marker}`], ['evil-file', join(srv, 'sub.git')]] as const) {
+  for (const [name, url] of [['evil-ext', `ext::sh -c touch% ${marker}`], ['evil-file', join(srv, 'sub.git')], ['evil-ssh', 'ssh://127.0.0.1:1/x.git']] as const) {
     const w = join(work, name);
     await mkdir(w);
     git(w, 'init', '-q', '-b', 'main');
@@ -348,7 +365,7 @@ it('a submodule URL with the ext:: or file transport is refused, whatever the us
     const r = await build(await project(`FROM busybox\nADD ${gitBase}/${name}.git /x\n`), [], env);
     t.is(r.code, 1, name);
     t.regex(r.stderr, /failed to update submodules for/, name);
-    t.regex(r.stderr, /transport '(ext|file)' not allowed/, name);
+    t.regex(r.stderr, /transport '(ext|file|ssh)' not allowed/, name);
   }
   t.false(await exists(marker));
 });
