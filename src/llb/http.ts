@@ -32,11 +32,6 @@ export function parseChecksum(v: string): string {
   return v;
 }
 
-/** True for what BuildKit's ParseGitRef takes as a git repository rather than a file to download. */
-export function isGitSource(s: string): boolean {
-  return /^(git@|git:\/\/|ssh:\/\/)/.test(s) || (/^https?:\/\//.test(s) && /\.git(#|$)/.test(s));
-}
-
 /** A file name as a copy source path that matches only itself (wildcard characters escaped). */
 export function literalPath(name: string): string {
   // a name without wildcards is taken literally already (a backslash in it included)
