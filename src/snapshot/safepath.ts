@@ -1,5 +1,4 @@
-import { lstat, mkdir, readlink } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { HoistError } from '../util/errors.js';
 
@@ -45,7 +44,7 @@ export interface ResolveOptions {
   /** Create missing directories (mode 0755) instead of reporting "not found". */
   create?: boolean;
   /** Called after creating a directory, so the caller can copy metadata from lower layers. */
-  onCreate?: (path: string, rel: string[]) => Promise<void>;
+  onCreate?: (path: string, rel: string[]) => void;
   /** Name of the tar entry, for error messages. */
   entry?: string;
 }
@@ -55,8 +54,10 @@ export interface ResolveOptions {
  * followed, but absolute targets restart at `root` and `..` never climbs above it,
  * so the result can never name anything outside `root`. Returns null when a
  * component is missing (and `create` is off) or is not a directory.
+ * Synchronous: each step is one local lstat (microseconds), cheaper than a
+ * thread-pool round trip, and the unpacker calls it once per entry.
  */
-export async function resolveDirInRoot(root: string, comps: string[], opts: ResolveOptions = {}): Promise<Resolved | null> {
+export function resolveDirInRoot(root: string, comps: string[], opts: ResolveOptions = {}): Resolved | null {
   const entry = opts.entry ?? comps.join('/');
   const cur: string[] = [];
   const pending = [...comps];
@@ -71,20 +72,20 @@ export async function resolveDirInRoot(root: string, comps: string[], opts: Reso
     const p = join(root, ...cur, c);
     let st: Stats;
     try {
-      st = await lstat(p);
+      st = lstatSync(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       if (!opts.create) return null;
-      await mkdir(p, { mode: 0o755 });
+      mkdirSync(p, { mode: 0o755 });
       cur.push(c);
-      if (opts.onCreate) await opts.onCreate(p, [...cur]);
+      opts.onCreate?.(p, [...cur]);
       continue;
     }
     if (st.isDirectory()) {
       cur.push(c);
     } else if (st.isSymbolicLink()) {
       if (++hops > MAX_SYMLINK_HOPS) throw unsafeEntry(entry, 'too many levels of symbolic links in its parent path');
-      const target = await readlink(p);
+      const target = readlinkSync(p);
       if (target.startsWith('/')) cur.length = 0;
       pending.unshift(...target.split('/'));
     } else {
@@ -99,13 +100,13 @@ export async function resolveDirInRoot(root: string, comps: string[], opts: Reso
  * lstat of `comps` inside `root` without following any symlink on the way: returns
  * null when a parent is missing, not a directory, or a symlink.
  */
-export async function lstatNoFollow(root: string, comps: string[]): Promise<Stats | null> {
+export function lstatNoFollow(root: string, comps: string[]): Stats | null {
   let p = root;
   for (let i = 0; i < comps.length; i++) {
     p = join(p, comps[i]!);
     let st: Stats;
     try {
-      st = await lstat(p);
+      st = lstatSync(p);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -114,5 +115,5 @@ export async function lstatNoFollow(root: string, comps: string[]): Promise<Stat
     if (i === comps.length - 1) return st;
     if (!st.isDirectory()) return null;
   }
-  return lstat(root);
+  return lstatSync(root);
 }
