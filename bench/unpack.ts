@@ -1,8 +1,9 @@
 /**
  * Layer unpack benchmarks (src/snapshot/unpack.ts): the busybox base layer (~400
  * entries, mostly symlinks), 2,000 small files in 20 directories (as a snapshot, and
- * applied again over the same tree as the copy fallback and ADD --unpack do), and one
- * 64 MiB file (streaming throughput and memory). Each run is a fresh node process that
+ * applied again over the same tree as the copy fallback and ADD --unpack do), one
+ * 64 MiB file (streaming throughput and memory) and, as root, 200 whiteouts as an
+ * overlay snapshot (device nodes). Each run is a fresh node process that
  * unpacks into a fresh directory, as a cold build does; the row is the time of the
  * unpackLayer call alone (module loading excluded), median of RUNS. GNU tar -xpf of the
  * same layer is the floor. Each runs on the disk and on a tmpfs: on a disk, creating
@@ -146,6 +147,17 @@ const places: { label: string; dir: () => string | null }[] = [
   { label: 'tmpfs', dir: () => (existsSync('/dev/shm') ? '/dev/shm' : null) },
 ];
 
+/** 200 whiteouts in 10 directories (overlay mode makes each a 0/0 device node), no GNU tar floor. */
+async function whiteoutLayer(dir: string): Promise<string> {
+  const out = join(dir, 'whiteouts.tar');
+  const p = tar.pack();
+  const w = pipeline(p, createWriteStream(out));
+  for (let i = 0; i < 200; i++) p.entry({ name: `var/lib/d${i % 10}/.wh.f${i}`, mode: 0, mtime: new Date(0) }, '');
+  p.finalize();
+  await w;
+  return out;
+}
+
 function layerScenarios(name: string, make: (dir: string) => Promise<string>, mode: string, again = false): BenchScenario[] {
   return places.map(({ label, dir: where }) => ({
     name: `${name}, ${label}`,
@@ -162,7 +174,7 @@ function layerScenarios(name: string, make: (dir: string) => Promise<string>, mo
           scenario, engine: 'hoist', wallMs: r.wallMs, peakRssKB: r.peakRssKB,
           note: `${r.entries} entries, mode ${mode}${again ? ' over the same tree' : ''}; unpackLayer call only, median of ${RUNS} fresh processes`,
         }];
-        if (!again) rows.push({ scenario, engine: 'tar', ...(await timeTar(out, layer)), note: 'floor: GNU tar -xpf, process start included' });
+        if (!again && make !== whiteoutLayer) rows.push({ scenario, engine: 'tar', ...(await timeTar(out, layer)), note: 'floor: GNU tar -xpf, process start included' });
         return rows;
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -177,6 +189,7 @@ export const scenarios: BenchScenario[] = [
   ...layerScenarios('unpack: 2,000 small files', smallFilesLayer, 'overlay'),
   ...layerScenarios('unpack: 2,000 small files again', smallFilesLayer, 'flatten', true),
   ...layerScenarios('unpack: one 64 MiB file', bigFileLayer, 'overlay'),
+  ...(process.getuid?.() === 0 ? layerScenarios('unpack: 200 whiteouts', whiteoutLayer, 'overlay') : []),
   {
     name: 'unpack: cold build of fixtures/hello',
     async run() {

@@ -248,6 +248,8 @@ class Unpacker {
    * so every removal clears this cache: see remove().
    */
   private readonly parents = new Map<string, Parent>();
+  /** Overlay mode: a whiteout (0/0 character device) this layer made, which later ones link to. */
+  private whiteoutNode: string | null = null;
   /** The file being written, closed by abort() if the unpack fails mid-body. */
   private sink: Sink | null = null;
 
@@ -284,6 +286,7 @@ class Unpacker {
   /** Removes `path` (never following it: rm deletes a symlink, not its target) and forgets resolved parents. */
   private remove(path: string): void {
     this.parents.clear();
+    this.whiteoutNode = null;
     rmSync(path, { recursive: true, force: true });
   }
 
@@ -567,9 +570,15 @@ class Unpacker {
         return this.requireXattrTools(h.name).then(() => setXattr(parent.path, OVERLAY_OPAQUE_XATTR, Buffer.from('y')));
       }
       const path = join(parent.path, victim);
-      this.remove(path);
+      if (lstatOrNull(path)) this.remove(path);
+      const key = parent.key ? `${parent.key}/${victim}` : victim;
+      if (this.linkWhiteout(path)) {
+        this.markUnpacked(key);
+        return undefined;
+      }
       return run('mknod', ['-m', '0', '--', path, 'c', '0', '0']).then(() => {
-        this.markUnpacked(parent.key ? `${parent.key}/${victim}` : victim);
+        this.whiteoutNode = path;
+        this.markUnpacked(key);
       }, (e: unknown) => {
         throw new HoistError('E_LAYER_DEVICE', `cannot create the overlay whiteout for ${JSON.stringify(h.name)}: ${(e as Error).message}`, {
           hint: 'overlay snapshots need root; use the copy fallback (flattened unpack) otherwise',
@@ -583,6 +592,25 @@ class Unpacker {
     if (this.unpacked.has(parent.key ? `${parent.key}/${victim}` : victim)) return undefined;
     this.remove(join(parent.path, victim));
     return undefined;
+  }
+
+  /**
+   * Makes the whiteout at `path` a hard link to one this layer already made with
+   * mknod (a child process per node costs milliseconds; overlayfs itself shares one
+   * whiteout inode the same way, and the layer diff reads any 0/0 character device
+   * as a whiteout before it looks at link counts). False when there is none yet.
+   */
+  private linkWhiteout(path: string): boolean {
+    const node = this.whiteoutNode;
+    if (!node) return false;
+    // Forgotten on every removal (see remove()), and checked again here all the same.
+    const st = lstatOrNull(node);
+    if (!st?.isCharacterDevice() || st.rdev !== 0) {
+      this.whiteoutNode = null;
+      return false;
+    }
+    linkSync(node, path);
+    return true;
   }
 
   private async requireXattrTools(entry: string): Promise<void> {

@@ -5,7 +5,8 @@
 // symlink (directly, through a whiteout or an opaque marker) is never written
 // through, a hardlink naming itself is refused, a body cut off mid-file fails with
 // no descriptor left open, and many entries in one chunk neither overflow the stack
-// nor hold up the event loop.
+// nor hold up the event loop. Overlay whiteouts after the first are hard links to
+// one 0/0 device node, which overlayfs and the layer diff must still read as whiteouts.
 
 import test from 'ava';
 import { createHash } from 'node:crypto';
@@ -13,9 +14,12 @@ import { lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
+import { execFile } from 'node:child_process';
 import { isHoistError } from '../../src/util/errors.js';
+import { diffUpper } from '../../src/snapshot/diff.js';
+import { canMountOverlay } from '../../src/snapshot/store.js';
 import { unpackLayer, type UnpackOptions } from '../../src/snapshot/unpack.js';
-import { breakoutSetup, isRoot, makeTar, scratch, streamOf, treeListing, type TEntry } from './helpers.js';
+import { breakoutSetup, isRoot, listTar, makeTar, scratch, streamOf, treeListing, type TEntry } from './helpers.js';
 
 interface Case {
   title: string;
@@ -197,4 +201,52 @@ test('thousands of entries in one chunk: no deep recursion, all applied, the eve
   t.is(await readFile(join(dest, 'etc', 'd29', 'f299'), 'utf8'), 'f299');
   // One chunk holds every entry; without turns the timer could not fire until the end.
   if (ms > 100) t.true(ticks >= 2, `timer fired ${ticks} times during a ${ms.toFixed(0)} ms unpack`);
+});
+
+test('overlay whiteouts shared as hard links: every one a 0/0 device, the kernel hides the victims, the diff gives them back as .wh. entries', async (t) => {
+  if (!isRoot) return t.fail('needs root: overlay whiteouts are device nodes');
+  const base = await scratch(t);
+  const support = await canMountOverlay(base);
+  if (!support.ok) return t.fail(`overlayfs is not mountable here: ${support.reason}`);
+  const s1 = join(base, 's1');
+  const s2 = join(base, 's2');
+  await mkdir(s1);
+  await mkdir(s2);
+  const lower: TEntry[] = [{ name: 'keep', content: 'keep' }];
+  for (let i = 0; i < 40; i++) lower.push({ name: `d${i % 4}/f${i}`, content: `f${i}` });
+  await unpackLayer(streamOf(await makeTar(lower)), s1, { mode: 'overlay' });
+  const upper: TEntry[] = [];
+  for (let i = 0; i < 40; i++) if (i % 5 !== 0) upper.push({ name: `d${i % 4}/.wh.f${i}` });
+  // A whiteout replaced by a file later in the layer, then more whiteouts after it.
+  upper.push({ name: 'd1/f1', content: 'back' });
+  upper.push({ name: 'd0/.wh.f0' }, { name: 'd1/.wh.f5' });
+  await unpackLayer(streamOf(await makeTar(upper)), s2, { mode: 'overlay', lowers: [s1] });
+
+  const gone = [...Array(40).keys()].filter((i) => i % 5 !== 0 && i !== 1).concat([0, 5]);
+  for (const i of gone) {
+    const st = await lstat(join(s2, `d${i % 4}`, `f${i}`));
+    t.true(st.isCharacterDevice() && st.rdev === 0 && (st.mode & 0o7777) === 0, `d${i % 4}/f${i} should be a 0/0 whiteout`);
+  }
+  t.is(await readFile(join(s2, 'd1', 'f1'), 'utf8'), 'back');
+  // One node for the first run of whiteouts; the removal of d1/f1 starts a new one.
+  t.is((await lstat(join(s2, 'd2', 'f2'))).nlink, gone.length - 2);
+  t.is((await lstat(join(s2, 'd0', 'f0'))).nlink, 2);
+
+  const merged = join(base, 'merged');
+  const copy = join(base, 'copy');
+  await mkdir(merged);
+  await mkdir(copy);
+  await new Promise<void>((resolve, reject) => {
+    execFile('unshare', ['-m', '--propagation', 'private', 'sh', '-ec', 'mount -t overlay overlay -o "lowerdir=$1:$2" "$3"; cp -a "$3/." "$4/"', 'sh', s2, s1, merged, copy],
+      (err, _o, stderr) => (err ? reject(new Error(String(stderr).trim() || err.message)) : resolve()));
+  });
+  const visible = (await treeListing(copy)).map((l) => l.split(' ')[0]!).filter((n) => /\/f\d+$/.test(n)).sort();
+  const want = [...Array(40).keys()].filter((i) => !gone.includes(i)).map((i) => `d${i % 4}/f${i}`).sort();
+  t.deepEqual(visible, want);
+
+  const entries = await listTar(diffUpper(s2));
+  const whiteouts = entries.filter((e) => e.name.split('/').pop()!.startsWith('.wh.'));
+  t.is(whiteouts.length, gone.length);
+  t.true(whiteouts.every((e) => e.type === 'file' && e.linkname === ''), 'whiteouts must not come out as hard links');
+  t.false(entries.some((e) => e.type === 'link'));
 });
