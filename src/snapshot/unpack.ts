@@ -190,6 +190,8 @@ export async function unpackLayer(source: Readable, dest: string, opts: UnpackOp
   return { diffID, size, entries: u.entries, warnings: u.warnings };
 }
 
+/** Most resolved parent directories remembered at once (layers mostly go directory by directory). */
+const MAX_PARENTS = 4096;
 /** Longest run of synchronous entry work before the event loop gets a turn. */
 const YIELD_MS = 10;
 
@@ -303,6 +305,7 @@ class Unpacker {
     });
     if (!r) return null;
     const parent: Parent = { ...r, key: r.rel.join('/') };
+    if (this.parents.size >= MAX_PARENTS) this.parents.clear(); // a bound, not an eviction policy
     this.parents.set(name, parent);
     return parent;
   }
