@@ -12,7 +12,7 @@ import { lstat, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promis
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer, connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { canBuild, cleanup, hoist, rootWithBusybox, tempDir } from './helpers.js';
+import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, writeProject } from './helpers.js';
 
 const it = canBuild ? test.serial : test.serial.skip;
 
@@ -170,12 +170,7 @@ test.after.always(async () => {
 });
 
 let n = 0;
-async function project(dockerfile: string): Promise<string> {
-  const dir = join(work, `p${++n}`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'Dockerfile'), dockerfile);
-  return dir;
-}
+const project = (dockerfile: string): Promise<string> => writeProject(join(work, `p${++n}`), dockerfile);
 
 async function build(dir: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; stderr: string }> {
   const out = join(work, `out${++n}`);

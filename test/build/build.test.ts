@@ -10,7 +10,7 @@ import { cp, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readImageArchive } from '../helpers/imagetree.js';
 import { fixture } from '../helpers/paths.js';
-import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, tool } from './helpers.js';
+import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, tool, writeProject } from './helpers.js';
 
 const sha = (s: string): string => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -51,15 +51,7 @@ function outcomes(stderr: string): Map<string, string> {
   return out;
 }
 
-async function project(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(work, name);
-  await mkdir(dir, { recursive: true });
-  for (const [p, c] of Object.entries(files)) {
-    await mkdir(join(dir, p, '..'), { recursive: true });
-    await writeFile(join(dir, p), c);
-  }
-  return dir;
-}
+const project = (name: string, files: Record<string, string>): Promise<string> => writeProject(join(work, name), files);
 
 it('builds the quick-start example, tags it, and writes the image ID (the config digest)', async (t) => {
   const iid = join(work, 'hello.iid');

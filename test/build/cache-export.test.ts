@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, registryUnavailable, type Registry } from '../registry/helpers.js';
-import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, type Run } from './helpers.js';
+import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, type Run, writeProject } from './helpers.js';
 
 const it = canBuild ? test.serial : test.serial.skip;
 const skipRegistry = registryUnavailable();
@@ -39,12 +39,7 @@ async function freshRoot(): Promise<string> {
   return r;
 }
 
-async function project(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(work, name);
-  await mkdir(dir, { recursive: true });
-  for (const [p, c] of Object.entries(files)) await writeFile(join(dir, p), c);
-  return dir;
-}
+const project = (name: string, files: Record<string, string>): Promise<string> => writeProject(join(work, name), files);
 
 /** `hoist build --progress plain` with an iidfile; returns the run and the image ID. */
 async function build(root: string, dir: string, extra: string[]): Promise<Run & { id: string }> {

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture, hoistBin } from '../helpers/paths.js';
@@ -67,3 +67,16 @@ export async function rootWithBusybox(): Promise<string> {
 
 /** True when the tests can build (root, unshare, overlayfs). */
 export const canBuild = process.getuid?.() === 0;
+
+/**
+ * Writes a build context under `dir`: `files` maps context paths to contents (parents
+ * made as needed); a string is the Dockerfile alone. Returns `dir`.
+ */
+export async function writeProject(dir: string, files: string | Record<string, string>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  for (const [p, c] of Object.entries(typeof files === 'string' ? { Dockerfile: files } : files)) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFile(join(dir, p), c);
+  }
+  return dir;
+}

@@ -22,7 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createGzip, constants as zc } from 'node:zlib';
 import { rawTar } from '../helpers/rawtar.js';
-import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, tool, type Run } from './helpers.js';
+import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, tool, type Run, writeProject } from './helpers.js';
 
 const it = canBuild ? test.serial : test.serial.skip;
 
@@ -102,12 +102,7 @@ test.after.always(async () => {
 });
 
 let n = 0;
-async function project(files: Record<string, string>): Promise<string> {
-  const dir = join(work, `p${++n}`);
-  await mkdir(dir, { recursive: true });
-  for (const [p, c] of Object.entries(files)) await writeFile(join(dir, p), c);
-  return dir;
-}
+const project = (files: Record<string, string>): Promise<string> => writeProject(join(work, `p${++n}`), files);
 
 async function build(r: string, dir: string, extra: string[] = []): Promise<Run & { out: string }> {
   const out = join(work, `out${++n}`);

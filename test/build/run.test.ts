@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extraGids } from '../../src/solver/runner.js';
-import { canBuild, cleanup, hoist, rootWithBusybox, tempDir } from './helpers.js';
+import { canBuild, cleanup, hoist, rootWithBusybox, tempDir, writeProject } from './helpers.js';
 
 const it = canBuild ? test.serial : test.serial.skip;
 
@@ -26,12 +26,7 @@ test.after.always(async () => {
   if (root) await cleanup(root, work);
 });
 
-async function project(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(work, name);
-  await mkdir(dir, { recursive: true });
-  for (const [p, c] of Object.entries(files)) await writeFile(join(dir, p), c);
-  return dir;
-}
+const project = (name: string, files: Record<string, string>): Promise<string> => writeProject(join(work, name), files);
 
 /** Builds `dir` into a fresh local directory and returns it with the build's stderr. */
 async function buildLocal(dir: string, extra: string[] = []): Promise<{ out: string; stderr: string }> {
