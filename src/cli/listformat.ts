@@ -24,6 +24,11 @@ function formatError(e: unknown, fields: Record<string, string>): never {
   throw e;
 }
 
+/** The user's `--format`, or undefined when it asks for the command's default table (absent, empty or bare `table`). */
+export function customFormat(v: unknown): string | undefined {
+  return v === undefined || v === '' || v === 'table' ? undefined : String(v);
+}
+
 /** Parses a `--format` value; `headers` maps each field name to its column title. */
 export function parseListFormat(source: string, headers: Record<string, string>): ListFormat {
   let src = source;

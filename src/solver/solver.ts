@@ -84,6 +84,11 @@ export class StepError extends HoistError {
 
 const LAST_LINES = 10;
 
+/** A user error from a step's worker, reported as that step's failure (with its Dockerfile line). */
+function asStepError(e: unknown, v: Vertex): unknown {
+  return e instanceof HoistError && !(e instanceof StepError) ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+}
+
 /** Solves vertices of one build. */
 export class Solver {
   private readonly memo = new Map<string, Promise<Solved>>();
@@ -219,13 +224,13 @@ export class Solver {
       return {
         layers: [], key: src.key,
         download: () => dir().catch((e: unknown) => {
-          throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+          throw asStepError(e, v);
         }),
       };
     } catch (e) {
       const msg = e instanceof HoistError ? e.message : (e as Error).message;
       this.o.progress.emit({ type: 'error', id, message: msg });
-      throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+      throw asStepError(e, v);
     }
   }
 
@@ -233,7 +238,6 @@ export class Solver {
   private async solveGit(v: Vertex, op: GitOp): Promise<Solved> {
     const id = digestOf(v);
     this.o.progress.emit({ type: 'start', id, name: v.name });
-    const asStep = (e: unknown): unknown => (e instanceof HoistError && !(e instanceof StepError) ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e);
     try {
       const { resolveGit } = await import('./git.js');
       const src = await resolveGit(op, {
@@ -246,11 +250,11 @@ export class Solver {
         log: (data, stream) => this.o.progress.emit({ type: 'log', id, data, stream }),
       });
       this.o.progress.emit({ type: 'done', id });
-      return { layers: [], key: src.key, checkout: () => src.checkout().catch((e: unknown) => { throw asStep(e); }) };
+      return { layers: [], key: src.key, checkout: () => src.checkout().catch((e: unknown) => { throw asStepError(e, v); }) };
     } catch (e) {
       const msg = e instanceof HoistError ? e.message : (e as Error).message;
       this.o.progress.emit({ type: 'error', id, message: msg });
-      throw asStep(e);
+      throw asStepError(e, v);
     }
   }
 
@@ -361,7 +365,7 @@ export class Solver {
       await mkdir(work);
       const readEtc = (n: 'passwd' | 'group') => etcFromLayers([...lowers, upper], n);
       const { gid, home } = await resolveUser(op.user, readEtc).catch((e: unknown) => {
-        throw e instanceof HoistError ? new StepError(e.message, v, [], { code: e.code, hint: e.hint }) : e;
+        throw asStepError(e, v);
       });
       const additionalGids = await extraGids(op.user, gid, readEtc);
       const mounts: RunMount[] = [];

@@ -3,7 +3,7 @@ import { openStore } from '../../image/open.js';
 import { digestHex } from '../../image/digest.js';
 import { ago, ellipsis, humanSize } from '../../image/format.js';
 import { historyOf } from '../../image/ops.js';
-import { parseListFormat, renderList } from '../listformat.js';
+import { customFormat, parseListFormat, renderList } from '../listformat.js';
 
 /** docker's column titles of `history --format "table …"`. */
 const HEADERS = {
@@ -35,7 +35,7 @@ export const historyCommand: HoistCommand = {
       .option('format', { type: 'string', describe: 'Go template ("table {{.ID}}\\t{{.CreatedBy}}"), or json; fields .ID .CreatedSince .CreatedAt .CreatedBy .Size .Comment' }),
   handler: async (args, io) => {
     const human = args.human !== false;
-    const custom = args.format === undefined || args.format === '' || args.format === 'table' ? undefined : String(args.format);
+    const custom = customFormat(args.format);
     // as docker: a custom format wins over -q
     const fmt = parseListFormat(custom ?? (args.quiet ? '{{.ID}}' : human ? DEFAULT_TABLE : NON_HUMAN_TABLE), HEADERS);
     const store = await openStore(args.root as string | undefined, io.env, io.cwd);

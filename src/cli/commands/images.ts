@@ -5,7 +5,7 @@ import { ago, humanSize } from '../../image/format.js';
 import { imageSize } from '../../image/ops.js';
 import { familiarRepository, familiarString, parseReference, type Reference } from '../../image/reference.js';
 import { containersByImage } from '../../image/containers.js';
-import { goTimeString, parseFilters, parseListFormat, pathMatch, renderList } from '../listformat.js';
+import { customFormat, goTimeString, parseFilters, parseListFormat, pathMatch, renderList } from '../listformat.js';
 import { HoistError } from '../../util/errors.js';
 
 /** docker's column titles of `images --format "table …"`. */
@@ -57,7 +57,7 @@ export const imagesCommand: HoistCommand = {
       .option('format', { type: 'string', describe: 'Go template ("table {{.Repository}}\\t{{.Tag}}"), or json; fields .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size .Containers' })
       .option('all', { alias: 'a', type: 'boolean', default: false, describe: 'Accepted for Docker compatibility (hoist has no intermediate images)' }),
   handler: async (args, io) => {
-    let format = args.format === undefined || args.format === '' || args.format === 'table' ? undefined : String(args.format);
+    let format = customFormat(args.format);
     // as docker: --digests adds the column to a custom table that lacks it
     if (format?.startsWith('table') && args.digests && !format.includes('{{.Digest}}')) format += '\t{{.Digest}}';
     // parse before any work: a bad template or filter fails at once

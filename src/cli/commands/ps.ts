@@ -2,7 +2,7 @@ import type { HoistCommand } from '../command.js';
 import { resolveRoot } from '../../util/root.js';
 import { ago, ellipsis, humanDuration } from '../../image/format.js';
 import { listContainers, type ContainerRecord } from '../../sandbox/container.js';
-import { goQuote, goTimeString, parseFilters, parseListFormat, renderList } from '../listformat.js';
+import { customFormat, goQuote, goTimeString, parseFilters, parseListFormat, renderList } from '../listformat.js';
 import { HoistError } from '../../util/errors.js';
 
 /** Docker's STATUS column. */
@@ -66,7 +66,7 @@ export const psCommand: HoistCommand = {
       .option('filter', { alias: 'f', type: 'string', array: true, default: [] as string[], describe: 'Filter: status=created|running|exited…, name=REGEX, id=PREFIX, exited=CODE' })
       .option('format', { type: 'string', describe: 'Go template ("table {{.Names}}\\t{{.Status}}"), or json; fields .ID .Image .Command .CreatedAt .RunningFor .Status .Names .Ports .State' }),
   handler: async (args, io) => {
-    const custom = args.format === undefined || args.format === '' || args.format === 'table' ? undefined : String(args.format);
+    const custom = customFormat(args.format);
     // as docker: -q wins over a custom format
     const fmt = parseListFormat(args.quiet ? '{{.ID}}' : (custom ?? DEFAULT_TABLE), HEADERS);
     const filters = parseFilters(((args.filter as string[] | undefined) ?? []).map(String), FILTERS, 'status=exited');
